@@ -1,0 +1,283 @@
+//! What the engine asks adapters to do, in platform-neutral terms.
+//!
+//! Adapters render a [`Message`] as Block Kit, Discord components, an Adaptive Card or console text,
+//! and turn a button press back into the [`Action`] it carries.
+
+use crate::domain::{ChannelRef, ThreadKey};
+use crate::ids::{FlowId, SessionId, UserId};
+use crate::session::StepOutcome;
+use serde::{Deserialize, Serialize};
+
+/// A message: blocks of content, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Message {
+    pub blocks: Vec<Block>,
+}
+
+/// How a button looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChoiceStyle {
+    #[default]
+    Default,
+    Primary,
+    Danger,
+}
+
+/// A button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub label: String,
+    pub action: Action,
+    pub style: ChoiceStyle,
+}
+
+/// A piece of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    /// A short bold line.
+    Heading { text: String },
+    /// A paragraph. `*bold*` and `` `code` `` are the only markup.
+    Text { text: String },
+    /// Label / value pairs.
+    Fields { fields: Vec<(String, String)> },
+    /// A bulleted list.
+    List { items: Vec<String> },
+    /// A command or output, shown verbatim.
+    Code { text: String },
+    /// Small print under the content.
+    Context { text: String },
+    /// Buttons. `input` asks for an optional line of text sent with the choice (checklist output).
+    Choices {
+        choices: Vec<Choice>,
+        input: Option<String>,
+    },
+}
+
+impl Message {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::new().with(Block::Text { text: text.into() })
+    }
+
+    pub fn with(mut self, block: Block) -> Self {
+        self.blocks.push(block);
+        self
+    }
+
+    pub fn heading(self, text: impl Into<String>) -> Self {
+        self.with(Block::Heading { text: text.into() })
+    }
+
+    pub fn paragraph(self, text: impl Into<String>) -> Self {
+        self.with(Block::Text { text: text.into() })
+    }
+
+    pub fn context(self, text: impl Into<String>) -> Self {
+        self.with(Block::Context { text: text.into() })
+    }
+
+    pub fn code(self, text: impl Into<String>) -> Self {
+        self.with(Block::Code { text: text.into() })
+    }
+
+    pub fn choices(self, choices: Vec<Choice>) -> Self {
+        self.with(Block::Choices {
+            choices,
+            input: None,
+        })
+    }
+
+    /// The buttons of the message, in order.
+    pub fn all_choices(&self) -> impl Iterator<Item = &Choice> {
+        self.blocks.iter().flat_map(|block| match block {
+            Block::Choices { choices, .. } => choices.as_slice(),
+            _ => &[],
+        })
+    }
+
+    /// A plain-text rendering, for notification fallbacks and logs.
+    pub fn plain_text(&self) -> String {
+        let mut lines = Vec::new();
+        for block in &self.blocks {
+            match block {
+                Block::Heading { text } | Block::Text { text } | Block::Context { text } => {
+                    lines.push(text.clone());
+                }
+                Block::Code { text } => lines.push(text.clone()),
+                Block::Fields { fields } => {
+                    lines.extend(fields.iter().map(|(k, v)| format!("{k}: {v}")));
+                }
+                Block::List { items } => lines.extend(items.iter().map(|i| format!("• {i}"))),
+                Block::Choices { choices, .. } => lines.push(
+                    choices
+                        .iter()
+                        .map(|c| format!("[{}]", c.label))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+impl Choice {
+    pub fn new(label: impl Into<String>, action: Action) -> Self {
+        Self {
+            label: label.into(),
+            action,
+            style: ChoiceStyle::Default,
+        }
+    }
+
+    pub fn primary(mut self) -> Self {
+        self.style = ChoiceStyle::Primary;
+        self
+    }
+
+    pub fn danger(mut self) -> Self {
+        self.style = ChoiceStyle::Danger;
+        self
+    }
+}
+
+/// Export formats for session documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Markdown,
+    Text,
+    Html,
+}
+
+impl ExportFormat {
+    /// `md`, `txt`, `html` (and the long names).
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "md" | "markdown" => Some(Self::Markdown),
+            "txt" | "text" | "plain" => Some(Self::Text),
+            "html" | "htm" => Some(Self::Html),
+            _ => None,
+        }
+    }
+
+    pub const fn extension(self) -> &'static str {
+        match self {
+            Self::Markdown => "md",
+            Self::Text => "txt",
+            Self::Html => "html",
+        }
+    }
+
+    pub const fn mime(self) -> &'static str {
+        match self {
+            Self::Markdown => "text/markdown; charset=utf-8",
+            Self::Text => "text/plain; charset=utf-8",
+            Self::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+/// What a button does. Carried in the button's value and sent back by the adapter when pressed.
+///
+/// Every action names the session and, where it matters, the step it answers, so a late or double
+/// click on an old button is recognised and acts at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "a", rename_all = "snake_case")]
+pub enum Action {
+    PickFlow { session: SessionId, flow: FlowId },
+    FreeForm { session: SessionId },
+    Answer { session: SessionId, node: String, branch: usize },
+    Checklist { session: SessionId, cursor: usize, outcome: StepOutcome },
+    /// The solution fixed it (`fixed`) or not.
+    Solution { session: SessionId, node: String, fixed: bool },
+    Park { session: SessionId },
+    Resume { session: SessionId },
+    Resolve { session: SessionId },
+    Export { session: SessionId, format: ExportFormat },
+}
+
+impl Action {
+    pub fn session(&self) -> SessionId {
+        match self {
+            Action::PickFlow { session, .. }
+            | Action::FreeForm { session }
+            | Action::Answer { session, .. }
+            | Action::Checklist { session, .. }
+            | Action::Solution { session, .. }
+            | Action::Park { session }
+            | Action::Resume { session }
+            | Action::Resolve { session }
+            | Action::Export { session, .. } => *session,
+        }
+    }
+
+    /// The compact wire form for a button's value (well under Slack's 2,000 characters).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a button's value back; `None` for anything that is not one of ours.
+    pub fn decode(value: &str) -> Option<Self> {
+        serde_json::from_str(value).ok()
+    }
+}
+
+/// A document produced for the technician (an export).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    pub format: ExportFormat,
+    pub filename: String,
+    pub content: String,
+}
+
+/// Something an adapter must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Post in the session's thread.
+    Reply { thread: ThreadKey, message: Message },
+    /// Post at the top level of a channel.
+    Post { channel: ChannelRef, message: Message },
+    /// Show a message only to one user, in the thread's channel.
+    Private {
+        thread: ThreadKey,
+        user: UserId,
+        platform_user_id: String,
+        message: Message,
+    },
+    /// Acknowledge a message quietly (a reaction, a tick).
+    Acknowledge { thread: ThreadKey },
+    /// Hand over a file.
+    Document { thread: ThreadKey, document: Document },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_through_button_values() {
+        let action = Action::Answer {
+            session: SessionId::new(),
+            node: "check-power".into(),
+            branch: 1,
+        };
+        let value = action.encode();
+        assert!(value.len() < 200, "{value}");
+        assert_eq!(Action::decode(&value), Some(action));
+        assert_eq!(Action::decode("not ours"), None);
+    }
+
+    #[test]
+    fn export_formats_parse_from_short_words() {
+        assert_eq!(ExportFormat::parse("MD"), Some(ExportFormat::Markdown));
+        assert_eq!(ExportFormat::parse("txt"), Some(ExportFormat::Text));
+        assert_eq!(ExportFormat::parse("pdf"), None);
+    }
+}

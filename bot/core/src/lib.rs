@@ -1,0 +1,23 @@
+//! ResolutionFlow's platform-neutral core.
+//!
+//! Domain types, the flow library, the session engine, documentation and redaction, and the ports
+//! (traits) the outside world implements. Nothing here knows a chat platform, an SQL dialect, an
+//! HTTP framework or an LLM vendor.
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod domain;
+pub mod effect;
+pub mod engine;
+pub mod export;
+pub mod flow;
+pub mod ids;
+pub mod keyed;
+pub mod links;
+pub mod ports;
+pub mod redact;
+pub mod session;
+pub mod time;
+
+pub use engine::{CommandOutcome, Engine, EngineError, EngineResult, Input};
+pub use ports::{Store, StoreError, StoreResult};

@@ -1,0 +1,38 @@
+//! Share links: signed, scoped, expiring, revocable invitations into the companion.
+
+use crate::domain::Role;
+use crate::ids::{AccountId, LinkId, SessionId, UserId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// What a link opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum LinkScope {
+    /// One session's timeline.
+    Session(SessionId),
+    /// Every page of the account the holder's role allows (metrics, queue, settings).
+    Account,
+}
+
+impl LinkScope {
+    pub fn allows_session(&self, session: SessionId) -> bool {
+        match self {
+            LinkScope::Session(id) => *id == session,
+            LinkScope::Account => true,
+        }
+    }
+}
+
+/// A minted link, recorded so it can be listed and revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLink {
+    pub id: LinkId,
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub scope: LinkScope,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
