@@ -1,1 +1,203 @@
+//! Test harness for ResolutionFlow's end-to-end tests and benchmarks.
+//!
+//! Every test gets a fresh database: a temporary SQLite file by default, or — when
+//! `RF_TEST_DATABASE_URL` names a PostgreSQL server — a throwaway database created on that server
+//! and dropped afterwards. Running the same suite twice, once with the variable set, runs it on both
+//! backends.
 #![forbid(unsafe_code)]
+
+use rf_core::domain::{Account, InstallationRef, Platform, Team};
+use rf_core::flow::{Flow, FlowSource, parse_flow_yaml};
+use rf_core::time::Timestamp;
+use rf_core::{Store, StoreResult};
+use rf_store::{ConnectOptions, SqlStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The environment variable naming a PostgreSQL server for the suite.
+pub const POSTGRES_ENV: &str = "RF_TEST_DATABASE_URL";
+
+/// A fresh, migrated database for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    pub store: Arc<SqlStore>,
+    /// The URL the store was opened with (give it to a second process to share the database).
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    _postgres: Option<PgScratch>,
+}
+
+/// A PostgreSQL database that drops itself.
+#[derive(Debug)]
+struct PgScratch {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A new database on the backend this run is for.
+    pub async fn new() -> Self {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(admin_url) if !admin_url.is_empty() => Self::postgres(&admin_url).await,
+            _ => Self::sqlite().await,
+        }
+    }
+
+    /// A new SQLite database in a temporary directory, whatever the environment says.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = SqlStore::open(&url, &ConnectOptions::default())
+            .await
+            .expect("open SQLite test database");
+        Self {
+            store: Arc::new(store),
+            url,
+            _dir: Some(dir),
+            _postgres: None,
+        }
+    }
+
+    async fn postgres(admin_url: &str) -> Self {
+        let name = format!("rf_t_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_pool(admin_url).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create PostgreSQL test database");
+        admin.close().await;
+        let url = with_database(admin_url, &name);
+        let store = SqlStore::open(&url, &ConnectOptions::default())
+            .await
+            .expect("open PostgreSQL test database");
+        Self {
+            store: Arc::new(store),
+            url,
+            _dir: None,
+            _postgres: Some(PgScratch {
+                admin_url: admin_url.to_owned(),
+                name,
+            }),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// The store as the core sees it.
+    pub fn port(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+}
+
+impl Drop for PgScratch {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside any async context we can use; a short-lived runtime on its own thread
+        // removes the database even when the test panicked.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for test cleanup");
+            runtime.block_on(async {
+                let admin = admin_pool(&admin_url).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await;
+                admin.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn admin_pool(admin_url: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {POSTGRES_ENV} ({admin_url}): {e}"))
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// The repository's `flows/` folder.
+pub fn flows_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows")
+}
+
+/// Every bundled sample flow.
+pub fn sample_flows() -> Vec<Flow> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(flows_dir())
+        .expect("flows/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).expect("readable flow");
+            parse_flow_yaml(&path.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
+}
+
+/// A new account (with its default team) for a fake installation.
+pub async fn account(store: &dyn Store, name: &str) -> StoreResult<(Account, Team)> {
+    store
+        .ensure_installation(
+            &InstallationRef {
+                platform: Platform::Console,
+                external_id: format!("test-{name}-{}", uuid::Uuid::new_v4().simple()),
+            },
+            name,
+            "Service Desk",
+            Timestamp::from_millis(1_795_000_000_000),
+        )
+        .await
+}
+
+/// A new account with every sample flow in its library.
+pub async fn account_with_samples(store: &dyn Store, name: &str) -> StoreResult<(Account, Team)> {
+    let (account, team) = account(store, name).await?;
+    for flow in sample_flows() {
+        store
+            .save_flow(account.id, &flow, FlowSource::Sample, Timestamp::from_millis(1_795_000_000_000))
+            .await?;
+    }
+    Ok((account, team))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_swapped_in_urls() {
+        assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
+        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

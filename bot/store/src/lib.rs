@@ -1,1 +1,993 @@
+//! The [`Store`] port on SQLite (the default) and PostgreSQL, chosen by the URL scheme.
+//!
+//! One SQL text serves both backends wherever the dialects agree (`$N` placeholders bind on both);
+//! the few places they differ (full-text search) say so. Every query that touches tenant data is
+//! filtered by `account_id`.
 #![forbid(unsafe_code)]
+
+mod rows;
+
+use async_trait::async_trait;
+use rf_core::domain::{
+    Account, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey, User,
+};
+use rf_core::flow::{
+    Flow, FlowHit, FlowQuery, FlowRecord, FlowSource, FlowSummary, SaveOutcome,
+};
+use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
+use rf_core::links::ShareLink;
+use rf_core::session::{
+    Fact, NewSession, NewStep, Session, SessionChange, SessionFilter, SessionStatus, TimelineStep,
+};
+use rf_core::time::Timestamp;
+use rf_core::{Store, StoreError, StoreResult};
+use rows::{
+    AccountRow, FLOW_SUMMARY_COLUMNS, FactRow, FlowHitRow, FlowRow, FlowSummaryRow, LinkRow,
+    SESSION_COLUMNS, SessionRow, StepRow, TeamRow, UserRow, scope_columns, to_json,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// How long to wait for a connection (and, on SQLite, for the write lock).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("unsupported database URL `{0}`: use sqlite://path.db or postgres://user@host/db")]
+    UnsupportedScheme(String),
+    #[error("could not connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("could not apply database migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The SQL store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: Pool,
+}
+
+/// Runs the same code against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Begins a transaction that will write. On SQLite this takes the write lock up front
+/// (`BEGIN IMMEDIATE`) so a read inside the transaction can never deadlock a later write.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound { what: "record" },
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Constraint(format!("already exists ({})", db.message()))
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Constraint(format!("refers to something that does not exist ({})", db.message()))
+        }
+        other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+fn not_found(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound { what },
+        other => db_err(other),
+    }
+}
+
+impl SqlStore {
+    /// Opens the database named by `url` and brings its schema up to date.
+    ///
+    /// `sqlite://path.db` (created if missing; WAL mode) or `postgres://…` / `postgresql://…`.
+    pub async fn open(url: &str, options: &ConnectOptions) -> Result<Self, OpenError> {
+        let store = if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(OpenError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(options.acquire_timeout);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(OpenError::Connect)?;
+            sqlx::migrate!("../../migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(OpenError::Migrate)?;
+            Self {
+                pool: Pool::Sqlite(pool),
+            }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let connect = PgConnectOptions::from_str(url).map_err(OpenError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(OpenError::Connect)?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(OpenError::Migrate)?;
+            Self {
+                pool: Pool::Postgres(pool),
+            }
+        } else {
+            let scheme = url.split(':').next().unwrap_or(url);
+            return Err(OpenError::UnsupportedScheme(format!("{scheme}:…")));
+        };
+        Ok(store)
+    }
+
+    /// Closes every pooled connection (graceful shutdown).
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// The PostgreSQL pool, for features that need PostgreSQL itself (LISTEN/NOTIFY, advisory locks).
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+}
+
+fn uuid_of(id: impl Into<Uuid>) -> Uuid {
+    id.into()
+}
+
+macro_rules! into_uuid {
+    ($($t:ty),*) => {$(
+        impl From<IdUuid<$t>> for Uuid {
+            fn from(id: IdUuid<$t>) -> Uuid {
+                id.0.as_uuid()
+            }
+        }
+    )*};
+}
+
+/// Wrapper so every core id converts into a `Uuid` for binding.
+struct IdUuid<T>(T);
+into_uuid!(AccountId, TeamId, UserId, FlowId, SessionId, StepId, FactId, LinkId);
+
+fn u<T>(id: T) -> Uuid
+where
+    IdUuid<T>: Into<Uuid>,
+{
+    uuid_of(IdUuid(id))
+}
+
+/// The FTS5 query for the terms: `"vpn" OR "printer"*`. Terms are alphanumeric, so quoting is
+/// enough to make them inert.
+fn fts5_query(query: &FlowQuery) -> String {
+    query
+        .terms
+        .iter()
+        .map(|t| {
+            if t.prefix {
+                format!("\"{}\"*", t.text)
+            } else {
+                format!("\"{}\"", t.text)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The `to_tsquery` input for the terms: `vpn | printer:*`.
+fn tsquery(query: &FlowQuery) -> String {
+    query
+        .terms
+        .iter()
+        .map(|t| {
+            if t.prefix {
+                format!("{}:*", t.text)
+            } else {
+                t.text.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(db_err))?;
+        Ok(())
+    }
+
+    async fn ensure_installation(
+        &self,
+        installation: &InstallationRef,
+        account_name: &str,
+        team_name: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Account, Team)> {
+        let platform = installation.platform.as_str();
+        let external = installation.external_id.as_str();
+        let account_id = AccountId::new();
+        let team_id = TeamId::new();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let existing: Option<(Uuid, Uuid)> = sqlx::query_as(
+                "SELECT account_id, team_id FROM installations WHERE platform = $1 AND external_id = $2",
+            )
+            .bind(platform)
+            .bind(external)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let (account, team) = match existing {
+                Some(ids) => ids,
+                None => {
+                    sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+                        .bind(u(account_id))
+                        .bind(account_name)
+                        .bind(now.as_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query("INSERT INTO teams (id, account_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(u(team_id))
+                        .bind(u(account_id))
+                        .bind(team_name)
+                        .bind(now.as_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query(
+                        "INSERT INTO installations (platform, external_id, account_id, team_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(platform)
+                    .bind(external)
+                    .bind(u(account_id))
+                    .bind(u(team_id))
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    (u(account_id), u(team_id))
+                }
+            };
+            let account: AccountRow = sqlx::query_as("SELECT id, name, created_at FROM accounts WHERE id = $1")
+                .bind(account)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found("account"))?;
+            let team: TeamRow = sqlx::query_as(
+                "SELECT id, account_id, name, created_at FROM teams WHERE id = $1 AND account_id = $2",
+            )
+            .bind(team)
+            .bind(account.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("team"))?;
+            tx.commit().await.map_err(db_err)?;
+            Ok((account.into(), team.into()))
+        })
+    }
+
+    async fn find_installation(
+        &self,
+        installation: &InstallationRef,
+    ) -> StoreResult<Option<(AccountId, TeamId)>> {
+        let row: Option<(Uuid, Uuid)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT account_id, team_id FROM installations \
+             WHERE platform = $1 AND external_id = $2 AND disabled_at IS NULL",
+        )
+        .bind(installation.platform.as_str())
+        .bind(installation.external_id.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err))?;
+        Ok(row.map(|(a, t)| (AccountId::from_uuid(a), TeamId::from_uuid(t))))
+    }
+
+    async fn get_account(&self, account: AccountId) -> StoreResult<Account> {
+        let row: AccountRow = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, name, created_at FROM accounts WHERE id = $1"
+        )
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("account")))?;
+        Ok(row.into())
+    }
+
+    async fn upsert_user(
+        &self,
+        account: AccountId,
+        team: TeamId,
+        identity: &ChatIdentity,
+        role: RoleAssignment,
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let (role, always) = match role {
+            RoleAssignment::IfNew(role) => (role, false),
+            RoleAssignment::Always(role) => (role, true),
+        };
+        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(
+            "INSERT INTO users (id, account_id, team_id, platform, platform_user_id, display_name, \
+                                email, role, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (account_id, platform, platform_user_id) DO UPDATE SET \
+                 display_name = excluded.display_name, \
+                 email = COALESCE(excluded.email, users.email), \
+                 role = CASE WHEN $10 THEN excluded.role ELSE users.role END, \
+                 updated_at = excluded.updated_at \
+             RETURNING id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at",
+        )
+        .bind(u(UserId::new()))
+        .bind(u(account))
+        .bind(u(team))
+        .bind(identity.platform.as_str())
+        .bind(identity.platform_user_id.as_str())
+        .bind(identity.display_name.as_str())
+        .bind(identity.email.as_deref())
+        .bind(role.as_str())
+        .bind(now.as_millis())
+        .bind(always)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err))?;
+        row.try_into()
+    }
+
+    async fn get_user(&self, account: AccountId, user: UserId) -> StoreResult<User> {
+        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at \
+             FROM users WHERE id = $1 AND account_id = $2",
+        )
+        .bind(u(user))
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("user")))?;
+        row.try_into()
+    }
+
+    async fn find_user(
+        &self,
+        account: AccountId,
+        platform: Platform,
+        platform_user_id: &str,
+    ) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at \
+             FROM users WHERE account_id = $1 AND platform = $2 AND platform_user_id = $3",
+        )
+        .bind(u(account))
+        .bind(platform.as_str())
+        .bind(platform_user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn set_role(&self, account: AccountId, user: UserId, role: Role) -> StoreResult<User> {
+        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(
+            "UPDATE users SET role = $1 WHERE id = $2 AND account_id = $3 \
+             RETURNING id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at",
+        )
+        .bind(role.as_str())
+        .bind(u(user))
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("user")))?;
+        row.try_into()
+    }
+
+    async fn list_users(&self, account: AccountId) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at \
+             FROM users WHERE account_id = $1 ORDER BY display_name",
+        )
+        .bind(u(account))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn save_flow(
+        &self,
+        account: AccountId,
+        flow: &Flow,
+        source: FlowSource,
+        now: Timestamp,
+    ) -> StoreResult<(FlowSummary, SaveOutcome)> {
+        let meta = &flow.meta;
+        let definition = to_json(flow);
+        let tags = to_json(&meta.tags);
+        let symptoms = to_json(&meta.symptoms);
+        let body_text = flow.body_text();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let existing: Option<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, definition FROM flows WHERE account_id = $1 AND slug = $2",
+            )
+            .bind(u(account))
+            .bind(meta.slug.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let outcome = match &existing {
+                Some((_, stored)) if *stored == definition => SaveOutcome::Unchanged,
+                Some((id, _)) => {
+                    sqlx::query(
+                        "UPDATE flows SET title = $1, kind = $2, description = $3, category = $4, tags = $5, \
+                             folder = $6, symptoms = $7, body_text = $8, status = $9, source = $10, \
+                             version = version + 1, definition = $11, updated_at = $12 \
+                         WHERE id = $13 AND account_id = $14",
+                    )
+                    .bind(meta.title.as_str())
+                    .bind(meta.kind.as_str())
+                    .bind(meta.description.as_str())
+                    .bind(meta.category.as_str())
+                    .bind(tags.as_str())
+                    .bind(meta.folder.as_deref())
+                    .bind(symptoms.as_str())
+                    .bind(body_text.as_str())
+                    .bind(meta.status.as_str())
+                    .bind(source.as_str())
+                    .bind(definition.as_str())
+                    .bind(now.as_millis())
+                    .bind(*id)
+                    .bind(u(account))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    SaveOutcome::Updated
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO flows (id, account_id, slug, title, kind, description, category, tags, \
+                             folder, symptoms, body_text, status, source, version, definition, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $15, $15)",
+                    )
+                    .bind(u(FlowId::new()))
+                    .bind(u(account))
+                    .bind(meta.slug.as_str())
+                    .bind(meta.title.as_str())
+                    .bind(meta.kind.as_str())
+                    .bind(meta.description.as_str())
+                    .bind(meta.category.as_str())
+                    .bind(tags.as_str())
+                    .bind(meta.folder.as_deref())
+                    .bind(symptoms.as_str())
+                    .bind(body_text.as_str())
+                    .bind(meta.status.as_str())
+                    .bind(source.as_str())
+                    .bind(definition.as_str())
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    SaveOutcome::Created
+                }
+            };
+            let row: FlowSummaryRow = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {FLOW_SUMMARY_COLUMNS} FROM flows WHERE account_id = $1 AND slug = $2"
+            )))
+            .bind(u(account))
+            .bind(meta.slug.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok((row.try_into()?, outcome))
+        })
+    }
+
+    async fn get_flow(&self, account: AccountId, flow: FlowId) -> StoreResult<FlowRecord> {
+        let row: FlowRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {FLOW_SUMMARY_COLUMNS}, definition FROM flows WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(u(flow))
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("flow")))?;
+        row.into_record()
+    }
+
+    async fn get_flow_by_slug(
+        &self,
+        account: AccountId,
+        slug: &str,
+    ) -> StoreResult<Option<FlowRecord>> {
+        let row: Option<FlowRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {FLOW_SUMMARY_COLUMNS}, definition FROM flows WHERE account_id = $1 AND slug = $2"
+        )))
+        .bind(u(account))
+        .bind(slug)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err))?;
+        row.map(FlowRow::into_record).transpose()
+    }
+
+    async fn list_flows(&self, account: AccountId) -> StoreResult<Vec<FlowSummary>> {
+        let rows: Vec<FlowSummaryRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {FLOW_SUMMARY_COLUMNS} FROM flows WHERE account_id = $1 ORDER BY category, title"
+        )))
+        .bind(u(account))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn search_flows(
+        &self,
+        account: AccountId,
+        query: &FlowQuery,
+        limit: i64,
+    ) -> StoreResult<Vec<FlowHit>> {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<FlowHitRow> = match &self.pool {
+            // bm25: lower is better, so negate. Column weights: title, symptoms, tags, category,
+            // description, body.
+            Pool::Sqlite(pool) => sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {columns}, -bm25(flows_fts, 10.0, 8.0, 5.0, 2.0, 2.0, 1.0) AS score \
+                 FROM flows_fts JOIN flows f ON f.seq = flows_fts.rowid \
+                 WHERE flows_fts MATCH $1 AND f.account_id = $2 AND f.status = 'published' \
+                 ORDER BY score DESC, f.title LIMIT $3",
+                columns = prefixed_summary_columns("f")
+            )))
+            .bind(fts5_query(query))
+            .bind(u(account))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?,
+            // ts_rank with weights D, C, B, A; normalisation 1 divides by 1 + log(length) so long
+            // flows do not win on volume alone.
+            Pool::Postgres(pool) => sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {columns}, ts_rank('{{0.05, 0.2, 0.5, 1.0}}', f.search, q, 1)::float8 AS score \
+                 FROM flows f, to_tsquery('english', $1) q \
+                 WHERE f.search @@ q AND f.account_id = $2 AND f.status = 'published' \
+                 ORDER BY score DESC, f.title LIMIT $3",
+                columns = prefixed_summary_columns("f")
+            )))
+            .bind(tsquery(query))
+            .bind(u(account))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?,
+        };
+        rows.into_iter()
+            .map(|row| {
+                Ok(FlowHit {
+                    score: row.score,
+                    summary: row.summary.try_into()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<Session> {
+        let id = SessionId::new();
+        let conversation = to_json(&new.conversation);
+        let thread = &new.thread;
+        let steps = new.steps;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let inserted = sqlx::query(
+                "INSERT INTO sessions (id, account_id, team_id, platform, workspace, channel, thread, owner_id, \
+                     created_by, problem, status, conversation, state_version, lock_version, next_seq, \
+                     created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, 0, 0, $12, $13, $13)",
+            )
+            .bind(u(id))
+            .bind(u(new.account_id))
+            .bind(u(new.team_id))
+            .bind(thread.platform.as_str())
+            .bind(thread.workspace.as_str())
+            .bind(thread.channel.as_str())
+            .bind(thread.thread.as_str())
+            .bind(u(new.owner_id))
+            .bind(new.problem.as_str())
+            .bind(new.status.as_str())
+            .bind(conversation.as_str())
+            .bind(steps.len() as i64 + 1)
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Err(StoreError::Conflict { what: "the thread's session" });
+                }
+                other => other.map_err(db_err)?,
+            };
+            for (i, step) in steps.iter().enumerate() {
+                insert_step(&mut tx, new.account_id, id, i as i64 + 1, step, now).await?;
+            }
+            let row: SessionRow = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+            )))
+            .bind(u(id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            row.into_session()
+        })
+    }
+
+    async fn get_session(&self, account: AccountId, session: SessionId) -> StoreResult<Session> {
+        let row: SessionRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(u(session))
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("session")))?;
+        row.into_session()
+    }
+
+    async fn session_for_thread(
+        &self,
+        account: AccountId,
+        thread: &ThreadKey,
+    ) -> StoreResult<Option<Session>> {
+        let row: Option<SessionRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE account_id = $1 AND platform = $2 AND workspace = $3 AND channel = $4 AND thread = $5"
+        )))
+        .bind(u(account))
+        .bind(thread.platform.as_str())
+        .bind(thread.workspace.as_str())
+        .bind(thread.channel.as_str())
+        .bind(thread.thread.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err))?;
+        row.map(SessionRow::into_session).transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        account: AccountId,
+        filter: &SessionFilter,
+    ) -> StoreResult<Vec<Session>> {
+        let limit = if filter.limit > 0 { filter.limit } else { 50 };
+        let status = filter.status.map(SessionStatus::as_str);
+        let rows: Vec<SessionRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE account_id = $1 AND ($2 IS NULL OR status = $2) \
+             ORDER BY updated_at DESC, id DESC LIMIT $3"
+        )))
+        .bind(u(account))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(SessionRow::into_session).collect()
+    }
+
+    async fn commit_session(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        expected_lock_version: i64,
+        change: SessionChange,
+        now: Timestamp,
+    ) -> StoreResult<Session> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            // Claim the row: this succeeds only if nobody wrote since `expected_lock_version`, and
+            // holds the row (PostgreSQL) or the database (SQLite) until commit.
+            let claimed: Option<SessionRow> = sqlx::query_as(AssertSqlSafe(format!(
+                "UPDATE sessions SET lock_version = lock_version + 1, updated_at = $1 \
+                 WHERE id = $2 AND account_id = $3 AND lock_version = $4 \
+                 RETURNING {SESSION_COLUMNS}"
+            )))
+            .bind(now.as_millis())
+            .bind(u(session))
+            .bind(u(account))
+            .bind(expected_lock_version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let Some(row) = claimed else {
+                let exists: Option<(i64,)> =
+                    sqlx::query_as("SELECT lock_version FROM sessions WHERE id = $1 AND account_id = $2")
+                        .bind(u(session))
+                        .bind(u(account))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                return Err(match exists {
+                    Some(_) => StoreError::Conflict { what: "the session" },
+                    None => StoreError::NotFound { what: "session" },
+                });
+            };
+            let first_seq = row.next_seq;
+            let mut next = row.into_session()?;
+            apply_change(&mut next, &change, now);
+            let steps_len = change.steps.len() as i64;
+            sqlx::query(
+                "UPDATE sessions SET owner_id = $1, status = $2, conversation = $3, flow_id = $4, flow = $5, \
+                     psa_ticket = $6, resolution = $7, state_version = $8, next_seq = $9, resolved_at = $10 \
+                 WHERE id = $11",
+            )
+            .bind(u(next.owner_id))
+            .bind(next.status.as_str())
+            .bind(to_json(&next.conversation))
+            .bind(next.flow_id.map(u))
+            .bind(next.flow.as_ref().map(to_json))
+            .bind(next.psa_ticket.as_deref())
+            .bind(next.resolution.as_deref())
+            .bind(next.state_version)
+            .bind(first_seq + steps_len)
+            .bind(next.resolved_at.map(Timestamp::as_millis))
+            .bind(u(session))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for (i, step) in change.steps.iter().enumerate() {
+                insert_step(&mut tx, account, session, first_seq + i as i64, step, now).await?;
+            }
+            for fact in &change.facts {
+                sqlx::query(
+                    "INSERT INTO facts (id, account_id, session_id, text, source, author_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(u(FactId::new()))
+                .bind(u(account))
+                .bind(u(session))
+                .bind(fact.text.as_str())
+                .bind(fact.source.as_str())
+                .bind(fact.author.map(u))
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(next)
+        })
+    }
+
+    async fn timeline(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> StoreResult<Vec<TimelineStep>> {
+        let rows: Vec<StepRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT t.id, t.account_id, t.session_id, t.seq, t.actor_id, u.display_name AS actor_name, \
+                    t.detail, t.created_at \
+             FROM timeline_steps t LEFT JOIN users u ON u.id = t.actor_id AND u.account_id = t.account_id \
+             WHERE t.account_id = $1 AND t.session_id = $2 ORDER BY t.seq",
+        )
+        .bind(u(account))
+        .bind(u(session))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn facts(&self, account: AccountId, session: SessionId) -> StoreResult<Vec<Fact>> {
+        let rows: Vec<FactRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, session_id, text, source, author_id, created_at FROM facts \
+             WHERE account_id = $1 AND session_id = $2 ORDER BY created_at, id",
+        )
+        .bind(u(account))
+        .bind(u(session))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn create_link(&self, link: &ShareLink) -> StoreResult<()> {
+        let (kind, scope_id) = scope_columns(&link.scope);
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO share_links (id, account_id, user_id, role, scope_kind, scope_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(u(link.id))
+        .bind(u(link.account_id))
+        .bind(u(link.user_id))
+        .bind(link.role.as_str())
+        .bind(kind)
+        .bind(scope_id)
+        .bind(link.created_at.as_millis())
+        .bind(link.expires_at.as_millis())
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(db_err))?;
+        Ok(())
+    }
+
+    async fn get_link(&self, account: AccountId, link: LinkId) -> StoreResult<ShareLink> {
+        let row: LinkRow = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, user_id, role, scope_kind, scope_id, created_at, expires_at, revoked_at \
+             FROM share_links WHERE id = $1 AND account_id = $2",
+        )
+        .bind(u(link))
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("link")))?;
+        row.try_into()
+    }
+
+    async fn revoke_link(&self, account: AccountId, link: LinkId, now: Timestamp) -> StoreResult<()> {
+        let done = on_pool!(self, |pool| sqlx::query(
+            "UPDATE share_links SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND account_id = $3",
+        )
+        .bind(now.as_millis())
+        .bind(u(link))
+        .bind(u(account))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err))?;
+        if done == 0 {
+            return Err(StoreError::NotFound { what: "link" });
+        }
+        Ok(())
+    }
+
+    async fn record_inbound(&self, source: &str, key: &str, now: Timestamp) -> StoreResult<bool> {
+        let done = on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO inbound_events (source, event_key, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (source, event_key) DO NOTHING",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(now.as_millis())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err))?;
+        Ok(done == 1)
+    }
+}
+
+fn prefixed_summary_columns(alias: &str) -> String {
+    FLOW_SUMMARY_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a committed change makes of the session.
+fn apply_change(session: &mut Session, change: &SessionChange, now: Timestamp) {
+    if let Some(conversation) = &change.conversation {
+        session.conversation = conversation.clone();
+    }
+    if let Some(status) = change.status {
+        if status == SessionStatus::Resolved && session.status != SessionStatus::Resolved {
+            session.resolved_at = Some(now);
+        }
+        session.status = status;
+    }
+    if let Some(owner) = change.owner {
+        session.owner_id = owner;
+    }
+    if let Some((flow_id, flow)) = &change.flow {
+        session.flow_id = Some(*flow_id);
+        session.flow = Some(flow.clone());
+    }
+    if let Some(ticket) = &change.psa_ticket {
+        session.psa_ticket = Some(ticket.clone());
+    }
+    if let Some(resolution) = &change.resolution {
+        session.resolution = Some(resolution.clone());
+    }
+    if change.bump_state_version || !change.facts.is_empty() {
+        session.state_version += 1;
+    }
+    session.updated_at = now;
+}
+
+async fn insert_step<'c, DB>(
+    tx: &mut Transaction<'c, DB>,
+    account: AccountId,
+    session: SessionId,
+    seq: i64,
+    step: &NewStep,
+    now: Timestamp,
+) -> StoreResult<()>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut <DB as sqlx::Database>::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    Uuid: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<Uuid>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'static str: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO timeline_steps (id, account_id, session_id, seq, actor_id, kind, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(u(StepId::new()))
+    .bind(u(account))
+    .bind(u(session))
+    .bind(seq)
+    .bind(step.actor.map(u))
+    .bind(step.kind.name())
+    .bind(to_json(&step.kind))
+    .bind(now.as_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+-- ResolutionFlow schema, PostgreSQL dialect. Ids are UUIDv7, times are Unix milliseconds,
+-- structured values are JSON text. Every tenant-owned table carries account_id.
+
+CREATE TABLE accounts (
+    id          UUID PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE teams (
+    id          UUID PRIMARY KEY NOT NULL,
+    account_id  UUID NOT NULL REFERENCES accounts(id),
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX teams_account ON teams(account_id);
+
+-- A Slack workspace, Discord guild, Teams tenant or the local console, mapped to an account.
+CREATE TABLE installations (
+    platform     TEXT NOT NULL,
+    external_id  TEXT NOT NULL,
+    account_id   UUID NOT NULL REFERENCES accounts(id),
+    team_id      UUID NOT NULL REFERENCES teams(id),
+    created_at   BIGINT NOT NULL,
+    disabled_at  BIGINT,
+    PRIMARY KEY (platform, external_id)
+);
+
+CREATE TABLE users (
+    id                UUID PRIMARY KEY NOT NULL,
+    account_id        UUID NOT NULL REFERENCES accounts(id),
+    team_id           UUID NOT NULL REFERENCES teams(id),
+    platform          TEXT NOT NULL,
+    platform_user_id  TEXT NOT NULL,
+    display_name      TEXT NOT NULL,
+    email             TEXT,
+    role              TEXT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    updated_at        BIGINT NOT NULL,
+    UNIQUE (account_id, platform, platform_user_id)
+);
+
+CREATE TABLE flows (
+    id           UUID PRIMARY KEY NOT NULL,
+    account_id   UUID NOT NULL REFERENCES accounts(id),
+    slug         TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    category     TEXT NOT NULL,
+    tags         TEXT NOT NULL,                 -- JSON array
+    folder       TEXT,
+    symptoms     TEXT NOT NULL,                 -- JSON array
+    body_text    TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    definition   TEXT NOT NULL,                 -- JSON of the validated flow
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    search       tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector('english', title), 'A') ||
+        setweight(to_tsvector('english', symptoms), 'A') ||
+        setweight(to_tsvector('english', tags), 'B') ||
+        setweight(to_tsvector('english', category), 'C') ||
+        setweight(to_tsvector('english', description), 'C') ||
+        setweight(to_tsvector('english', body_text), 'D')
+    ) STORED,
+    UNIQUE (account_id, slug)
+);
+CREATE INDEX flows_search ON flows USING GIN (search);
+
+CREATE TABLE sessions (
+    id             UUID PRIMARY KEY NOT NULL,
+    account_id     UUID NOT NULL REFERENCES accounts(id),
+    team_id        UUID NOT NULL REFERENCES teams(id),
+    platform       TEXT NOT NULL,
+    workspace      TEXT NOT NULL,
+    channel        TEXT NOT NULL,
+    thread         TEXT NOT NULL,
+    owner_id       UUID NOT NULL REFERENCES users(id),
+    created_by     UUID NOT NULL REFERENCES users(id),
+    problem        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    conversation   TEXT NOT NULL,               -- JSON of the conversation state
+    flow_id        UUID REFERENCES flows(id),
+    flow           TEXT,                        -- JSON snapshot of the flow being followed
+    psa_ticket     TEXT,
+    resolution     TEXT,
+    state_version  BIGINT NOT NULL,
+    lock_version   BIGINT NOT NULL,
+    next_seq       BIGINT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    updated_at     BIGINT NOT NULL,
+    resolved_at    BIGINT,
+    UNIQUE (platform, workspace, channel, thread)
+);
+CREATE INDEX sessions_account_updated ON sessions(account_id, updated_at);
+
+CREATE TABLE timeline_steps (
+    id          UUID PRIMARY KEY NOT NULL,
+    account_id  UUID NOT NULL REFERENCES accounts(id),
+    session_id  UUID NOT NULL REFERENCES sessions(id),
+    seq         BIGINT NOT NULL,
+    actor_id    UUID REFERENCES users(id),
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL,                  -- JSON of the step
+    created_at  BIGINT NOT NULL,
+    UNIQUE (session_id, seq)
+);
+CREATE INDEX timeline_steps_account_created ON timeline_steps(account_id, created_at);
+CREATE INDEX timeline_steps_session_actor ON timeline_steps(session_id, actor_id, created_at);
+
+CREATE TABLE facts (
+    id          UUID PRIMARY KEY NOT NULL,
+    account_id  UUID NOT NULL REFERENCES accounts(id),
+    session_id  UUID NOT NULL REFERENCES sessions(id),
+    text        TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    author_id   UUID REFERENCES users(id),
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX facts_session ON facts(session_id, created_at);
+
+-- Park / escalate handoffs (filled by Escalation Mode).
+CREATE TABLE handoffs (
+    id            UUID PRIMARY KEY NOT NULL,
+    account_id    UUID NOT NULL REFERENCES accounts(id),
+    team_id       UUID NOT NULL REFERENCES teams(id),
+    session_id    UUID NOT NULL REFERENCES sessions(id),
+    intent        TEXT NOT NULL,                -- park | escalate
+    requested_by  UUID NOT NULL REFERENCES users(id),
+    reason        TEXT NOT NULL,
+    priority      TEXT NOT NULL,
+    snapshot      TEXT NOT NULL,                -- JSON
+    assessment    TEXT,                         -- JSON
+    card_ref      TEXT,                         -- JSON: where the escalation card was posted
+    claimed_by    UUID REFERENCES users(id),
+    claimed_at    BIGINT,
+    closed_at     BIGINT,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX handoffs_account_created ON handoffs(account_id, created_at);
+
+-- One row per (handoff, channel, recipient): delivery state lives here, not in booleans.
+CREATE TABLE notification_deliveries (
+    id               UUID PRIMARY KEY NOT NULL,
+    account_id       UUID NOT NULL REFERENCES accounts(id),
+    handoff_id       UUID NOT NULL REFERENCES handoffs(id),
+    channel          TEXT NOT NULL,             -- chat_card | chat_dm | email | companion_stream
+    recipient        TEXT NOT NULL,
+    status           TEXT NOT NULL,             -- queued | sent | failed | suppressed
+    attempts         BIGINT NOT NULL,
+    last_error       TEXT,
+    next_attempt_at  BIGINT,
+    sent_at          BIGINT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    UNIQUE (handoff_id, channel, recipient)
+);
+
+CREATE TABLE share_links (
+    id          UUID PRIMARY KEY NOT NULL,
+    account_id  UUID NOT NULL REFERENCES accounts(id),
+    user_id     UUID NOT NULL REFERENCES users(id),
+    role        TEXT NOT NULL,
+    scope_kind  TEXT NOT NULL,
+    scope_id    UUID,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE INDEX share_links_account ON share_links(account_id, created_at);
+
+-- Inbound deliveries already seen (platform retries are acknowledged and dropped).
+CREATE TABLE inbound_events (
+    source       TEXT NOT NULL,
+    event_key    TEXT NOT NULL,
+    received_at  BIGINT NOT NULL,
+    PRIMARY KEY (source, event_key)
+);
+CREATE INDEX inbound_events_received ON inbound_events(received_at);
