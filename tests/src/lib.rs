@@ -184,7 +184,12 @@ pub async fn account_with_samples(store: &dyn Store, name: &str) -> StoreResult<
     let (account, team) = account(store, name).await?;
     for flow in sample_flows() {
         store
-            .save_flow(account.id, &flow, FlowSource::Sample, Timestamp::from_millis(1_795_000_000_000))
+            .save_flow(
+                account.id,
+                &flow,
+                FlowSource::Sample,
+                Timestamp::from_millis(1_795_000_000_000),
+            )
             .await?;
     }
     Ok((account, team))
@@ -196,8 +201,14 @@ mod tests {
 
     #[test]
     fn database_names_are_swapped_in_urls() {
-        assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
-        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 }

@@ -7,8 +7,8 @@ use rf_core::flow::{FlowQuery, FlowSource, SaveOutcome, parse_flow_yaml};
 use rf_core::ids::{LinkId, SessionId};
 use rf_core::links::{LinkScope, ShareLink};
 use rf_core::session::{
-    Conversation, FactSource, NewFact, NewSession, NewStep, SessionChange, SessionFilter, SessionStatus,
-    StepKind,
+    Conversation, FactSource, NewFact, NewSession, NewStep, SessionChange, SessionFilter,
+    SessionStatus, StepKind,
 };
 use rf_core::time::Timestamp;
 use rf_tests::{TestDb, account, account_with_samples, sample_flows};
@@ -42,12 +42,21 @@ async fn installations_map_to_one_account_each() {
         platform: Platform::Slack,
         external_id: "T0001".into(),
     };
-    let (first, team) = store.ensure_installation(&install, "Acme MSP", "Service Desk", T0).await.unwrap();
-    let (again, team_again) = store.ensure_installation(&install, "Other name", "Other", T0).await.unwrap();
+    let (first, team) = store
+        .ensure_installation(&install, "Acme MSP", "Service Desk", T0)
+        .await
+        .unwrap();
+    let (again, team_again) = store
+        .ensure_installation(&install, "Other name", "Other", T0)
+        .await
+        .unwrap();
     assert_eq!(first.id, again.id);
     assert_eq!(team.id, team_again.id);
     assert_eq!(again.name, "Acme MSP");
-    assert_eq!(store.find_installation(&install).await.unwrap(), Some((first.id, team.id)));
+    assert_eq!(
+        store.find_installation(&install).await.unwrap(),
+        Some((first.id, team.id))
+    );
     let (other, _) = account(store.as_ref(), "Beta IT").await.unwrap();
     assert_ne!(other.id, first.id);
 }
@@ -58,23 +67,55 @@ async fn upserting_users_respects_the_role_assignment() {
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
     let jane = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane"), RoleAssignment::IfNew(Role::Engineer), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
         .await
         .unwrap();
     assert_eq!(jane.role, Role::Engineer);
     let promoted = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane D."), RoleAssignment::Always(Role::Admin), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane D."),
+            RoleAssignment::Always(Role::Admin),
+            T0,
+        )
         .await
         .unwrap();
-    assert_eq!((promoted.id, promoted.role, promoted.display_name.as_str()), (jane.id, Role::Admin, "Jane D."));
+    assert_eq!(
+        (promoted.id, promoted.role, promoted.display_name.as_str()),
+        (jane.id, Role::Admin, "Jane D.")
+    );
     let seen_again = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane D."), RoleAssignment::IfNew(Role::Viewer), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane D."),
+            RoleAssignment::IfNew(Role::Viewer),
+            T0,
+        )
         .await
         .unwrap();
-    assert_eq!(seen_again.role, Role::Admin, "IfNew must not change an existing user's role");
-    let found = store.find_user(acct.id, Platform::Console, "U1").await.unwrap().unwrap();
+    assert_eq!(
+        seen_again.role,
+        Role::Admin,
+        "IfNew must not change an existing user's role"
+    );
+    let found = store
+        .find_user(acct.id, Platform::Console, "U1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.id, jane.id);
-    let demoted = store.set_role(acct.id, jane.id, Role::Viewer).await.unwrap();
+    let demoted = store
+        .set_role(acct.id, jane.id, Role::Viewer)
+        .await
+        .unwrap();
     assert_eq!(demoted.role, Role::Viewer);
     assert_eq!(store.list_users(acct.id).await.unwrap().len(), 1);
 }
@@ -86,7 +127,13 @@ async fn other_accounts_see_nothing() {
     let (acme, acme_team) = account_with_samples(store.as_ref(), "Acme").await.unwrap();
     let (beta, _) = account(store.as_ref(), "Beta").await.unwrap();
     let jane = store
-        .upsert_user(acme.id, acme_team.id, &identity("U1", "Jane"), RoleAssignment::IfNew(Role::Engineer), T0)
+        .upsert_user(
+            acme.id,
+            acme_team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
         .await
         .unwrap();
     let session = store
@@ -94,20 +141,62 @@ async fn other_accounts_see_nothing() {
         .await
         .unwrap();
 
-    assert!(matches!(store.get_session(beta.id, session.id).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.get_user(beta.id, jane.id).await, Err(StoreError::NotFound { .. })));
-    assert_eq!(store.session_for_thread(beta.id, &thread("t1")).await.unwrap(), None);
-    assert!(store.timeline(beta.id, session.id).await.unwrap().is_empty());
-    assert!(store.list_sessions(beta.id, &SessionFilter::default()).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_session(beta.id, session.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_user(beta.id, jane.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .session_for_thread(beta.id, &thread("t1"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .timeline(beta.id, session.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_sessions(beta.id, &SessionFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.list_flows(beta.id).await.unwrap().is_empty());
     let query = FlowQuery::from_problem("printer offline");
-    assert!(store.search_flows(beta.id, &query, 5).await.unwrap().is_empty());
+    assert!(
+        store
+            .search_flows(beta.id, &query, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let flow = store.list_flows(acme.id).await.unwrap()[0].id;
-    assert!(matches!(store.get_flow(beta.id, flow).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_flow(beta.id, flow).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let stale = store
-        .commit_session(beta.id, session.id, 0, SessionChange::default().step(NewStep::bot(StepKind::Resumed)), T0)
+        .commit_session(
+            beta.id,
+            session.id,
+            0,
+            SessionChange::default().step(NewStep::bot(StepKind::Resumed)),
+            T0,
+        )
         .await;
-    assert!(matches!(stale, Err(StoreError::NotFound { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(StoreError::NotFound { .. })),
+        "{stale:?}"
+    );
 }
 
 fn new_session(
@@ -124,7 +213,12 @@ fn new_session(
         problem: "printer offline".into(),
         conversation: Conversation::FreeForm,
         status: SessionStatus::Active,
-        steps: vec![NewStep::by(owner, StepKind::SessionStarted { problem: "printer offline".into() })],
+        steps: vec![NewStep::by(
+            owner,
+            StepKind::SessionStarted {
+                problem: "printer offline".into(),
+            },
+        )],
     }
 }
 
@@ -134,34 +228,74 @@ async fn saving_a_flow_creates_updates_or_leaves_it() {
     let store = db.port();
     let (acct, _) = account(store.as_ref(), "Acme").await.unwrap();
     let flow = sample_flows().into_iter().next().unwrap();
-    let (created, outcome) = store.save_flow(acct.id, &flow, FlowSource::Imported, T0).await.unwrap();
+    let (created, outcome) = store
+        .save_flow(acct.id, &flow, FlowSource::Imported, T0)
+        .await
+        .unwrap();
     assert_eq!((outcome, created.version), (SaveOutcome::Created, 1));
-    let (same, outcome) = store.save_flow(acct.id, &flow, FlowSource::Imported, T0).await.unwrap();
-    assert_eq!((outcome, same.version, same.id), (SaveOutcome::Unchanged, 1, created.id));
+    let (same, outcome) = store
+        .save_flow(acct.id, &flow, FlowSource::Imported, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome, same.version, same.id),
+        (SaveOutcome::Unchanged, 1, created.id)
+    );
     let mut edited = flow.clone();
     edited.meta.title.push_str(" (edited)");
-    let (updated, outcome) = store.save_flow(acct.id, &edited, FlowSource::Authored, T0).await.unwrap();
-    assert_eq!((outcome, updated.version, updated.id), (SaveOutcome::Updated, 2, created.id));
+    let (updated, outcome) = store
+        .save_flow(acct.id, &edited, FlowSource::Authored, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome, updated.version, updated.id),
+        (SaveOutcome::Updated, 2, created.id)
+    );
     let record = store.get_flow(acct.id, created.id).await.unwrap();
     assert_eq!(record.flow, edited);
-    let by_slug = store.get_flow_by_slug(acct.id, &flow.meta.slug).await.unwrap().unwrap();
+    let by_slug = store
+        .get_flow_by_slug(acct.id, &flow.meta.slug)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_slug.summary.source, FlowSource::Authored);
-    assert!(store.get_flow_by_slug(acct.id, "no-such-flow").await.unwrap().is_none());
+    assert!(
+        store
+            .get_flow_by_slug(acct.id, "no-such-flow")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Plain-language problems, the way technicians type them, and the flow that should come first.
 const PROBLEMS: &[(&str, &str)] = &[
-    ("Outlook keeps asking for my password", "outlook-password-prompt"),
+    (
+        "Outlook keeps asking for my password",
+        "outlook-password-prompt",
+    ),
     ("printer offline", "printer-offline"),
     ("can't print to the office printer", "printer-offline"),
     ("VPN won't connect from home", "vpn-wont-connect"),
-    ("user locked out of their account again", "ad-account-lockout"),
+    (
+        "user locked out of their account again",
+        "ad-account-lockout",
+    ),
     ("my computer is really slow", "slow-pc"),
-    ("websites won't load but ping to 8.8.8.8 works", "dns-resolution"),
+    (
+        "websites won't load but ping to 8.8.8.8 works",
+        "dns-resolution",
+    ),
     ("S: drive is gone after login", "mapped-drive-missing"),
     ("lost phone, need to reset MFA", "mfa-reset"),
-    ("new hire starting Monday needs accounts and a laptop", "new-user-onboarding"),
-    ("employee leaving, disable their account", "user-offboarding"),
+    (
+        "new hire starting Monday needs accounts and a laptop",
+        "new-user-onboarding",
+    ),
+    (
+        "employee leaving, disable their account",
+        "user-offboarding",
+    ),
     ("laptop can't connect to wifi", "wifi-cant-connect"),
 ];
 
@@ -172,16 +306,28 @@ async fn full_text_search_ranks_the_right_flow_first() {
     let (acct, _) = account_with_samples(store.as_ref(), "Acme").await.unwrap();
     let mut misses = Vec::new();
     for (problem, expected) in PROBLEMS {
-        let hits = store.search_flows(acct.id, &FlowQuery::from_problem(problem), 3).await.unwrap();
+        let hits = store
+            .search_flows(acct.id, &FlowQuery::from_problem(problem), 3)
+            .await
+            .unwrap();
         if hits.first().map(|h| h.summary.slug.as_str()) != Some(*expected) {
             misses.push(format!(
                 "{problem:?}: expected {expected}, got {:?}",
                 hits.iter().map(|h| &h.summary.slug).collect::<Vec<_>>()
             ));
         }
-        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "hits are not ranked: {hits:?}");
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "hits are not ranked: {hits:?}"
+        );
     }
-    assert!(misses.is_empty(), "{} on {}:\n{}", misses.len(), db.backend(), misses.join("\n"));
+    assert!(
+        misses.is_empty(),
+        "{} on {}:\n{}",
+        misses.len(),
+        db.backend(),
+        misses.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -194,11 +340,26 @@ async fn search_ignores_drafts_and_survives_hostile_text() {
         "id: draft-printer\ntitle: Printer draft\nkind: procedural\nstatus: draft\nsymptoms: [printer offline]\nsections:\n  - title: S\n    steps: [{text: x}]\n",
     )
     .unwrap();
-    store.save_flow(acct.id, &draft, FlowSource::Authored, T0).await.unwrap();
-    assert!(store.search_flows(acct.id, &FlowQuery::from_problem("printer offline"), 5).await.unwrap().is_empty());
+    store
+        .save_flow(acct.id, &draft, FlowSource::Authored, T0)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .search_flows(acct.id, &FlowQuery::from_problem("printer offline"), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let hostile = FlowQuery::from_problem(r#"printer" OR 1=1; -- NEAR(a b) 'x' :* & | !"#);
     assert!(store.search_flows(acct.id, &hostile, 5).await.is_ok());
-    assert!(store.search_flows(acct.id, &FlowQuery::default(), 5).await.unwrap().is_empty());
+    assert!(
+        store
+            .search_flows(acct.id, &FlowQuery::default(), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -207,30 +368,61 @@ async fn sessions_commit_with_optimistic_locking() {
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
     let jane = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane"), RoleAssignment::IfNew(Role::Engineer), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
         .await
         .unwrap();
-    let session = store.create_session(new_session(&acct, &team, jane.id, "t1"), T0).await.unwrap();
+    let session = store
+        .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
+        .await
+        .unwrap();
     assert_eq!((session.lock_version, session.state_version), (0, 0));
 
     let later = T0.plus_millis(5_000);
     let change = SessionChange {
         status: Some(SessionStatus::Resolved),
         resolution: Some("Restarted the spooler".into()),
-        facts: vec![NewFact { text: "Printer IP is 10.0.20.15".into(), source: FactSource::Technician, author: Some(jane.id) }],
+        facts: vec![NewFact {
+            text: "Printer IP is 10.0.20.15".into(),
+            source: FactSource::Technician,
+            author: Some(jane.id),
+        }],
         ..SessionChange::default()
     }
-    .step(NewStep::by(jane.id, StepKind::FactAdded { text: "Printer IP is 10.0.20.15".into() }))
-    .step(NewStep::by(jane.id, StepKind::Resolved { summary: "Restarted the spooler".into() }));
-    let committed = store.commit_session(acct.id, session.id, 0, change.clone(), later).await.unwrap();
+    .step(NewStep::by(
+        jane.id,
+        StepKind::FactAdded {
+            text: "Printer IP is 10.0.20.15".into(),
+        },
+    ))
+    .step(NewStep::by(
+        jane.id,
+        StepKind::Resolved {
+            summary: "Restarted the spooler".into(),
+        },
+    ));
+    let committed = store
+        .commit_session(acct.id, session.id, 0, change.clone(), later)
+        .await
+        .unwrap();
     assert_eq!(committed.lock_version, 1);
     assert_eq!(committed.state_version, 1, "a new fact bumps state_version");
     assert_eq!(committed.status, SessionStatus::Resolved);
     assert_eq!(committed.resolved_at, Some(later));
 
     // A writer that read version 0 loses, and writes nothing.
-    let stale = store.commit_session(acct.id, session.id, 0, change, later).await;
-    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+    let stale = store
+        .commit_session(acct.id, session.id, 0, change, later)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
 
     let reloaded = store.get_session(acct.id, session.id).await.unwrap();
     assert_eq!(reloaded, committed);
@@ -248,17 +440,32 @@ async fn concurrent_writers_at_one_version_have_exactly_one_winner() {
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
     let jane = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane"), RoleAssignment::IfNew(Role::Engineer), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
         .await
         .unwrap();
-    let session = store.create_session(new_session(&acct, &team, jane.id, "t1"), T0).await.unwrap();
+    let session = store
+        .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let change = SessionChange::default()
-                    .step(NewStep::by(jane.id, StepKind::Message { text: format!("writer {i}") }));
-                store.commit_session(acct.id, session.id, 0, change, T0).await
+                let change = SessionChange::default().step(NewStep::by(
+                    jane.id,
+                    StepKind::Message {
+                        text: format!("writer {i}"),
+                    },
+                ));
+                store
+                    .commit_session(acct.id, session.id, 0, change, T0)
+                    .await
             })
         })
         .collect();
@@ -280,25 +487,58 @@ async fn a_thread_holds_one_session() {
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
     let jane = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane"), RoleAssignment::IfNew(Role::Engineer), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
         .await
         .unwrap();
-    let first = store.create_session(new_session(&acct, &team, jane.id, "t1"), T0).await.unwrap();
-    let second = store.create_session(new_session(&acct, &team, jane.id, "t1"), T0).await;
-    assert!(matches!(second, Err(StoreError::Conflict { .. })), "{second:?}");
-    let found = store.session_for_thread(acct.id, &thread("t1")).await.unwrap().unwrap();
+    let first = store
+        .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
+        .await
+        .unwrap();
+    let second = store
+        .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
+        .await;
+    assert!(
+        matches!(second, Err(StoreError::Conflict { .. })),
+        "{second:?}"
+    );
+    let found = store
+        .session_for_thread(acct.id, &thread("t1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.id, first.id);
     let listed = store
-        .list_sessions(acct.id, &SessionFilter { status: Some(SessionStatus::Active), limit: 10 })
+        .list_sessions(
+            acct.id,
+            &SessionFilter {
+                status: Some(SessionStatus::Active),
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
     let none = store
-        .list_sessions(acct.id, &SessionFilter { status: Some(SessionStatus::Resolved), limit: 10 })
+        .list_sessions(
+            acct.id,
+            &SessionFilter {
+                status: Some(SessionStatus::Resolved),
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert!(none.is_empty());
-    assert!(matches!(store.get_session(acct.id, SessionId::new()).await, Err(StoreError::NotFound { what: "session" })));
+    assert!(matches!(
+        store.get_session(acct.id, SessionId::new()).await,
+        Err(StoreError::NotFound { what: "session" })
+    ));
 }
 
 #[tokio::test]
@@ -308,7 +548,13 @@ async fn share_links_are_scoped_and_revocable() {
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
     let (other, _) = account(store.as_ref(), "Beta").await.unwrap();
     let jane = store
-        .upsert_user(acct.id, team.id, &identity("U1", "Jane"), RoleAssignment::IfNew(Role::Engineer), T0)
+        .upsert_user(
+            acct.id,
+            team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
         .await
         .unwrap();
     let link = ShareLink {
@@ -323,10 +569,22 @@ async fn share_links_are_scoped_and_revocable() {
     };
     store.create_link(&link).await.unwrap();
     assert_eq!(store.get_link(acct.id, link.id).await.unwrap(), link);
-    assert!(matches!(store.get_link(other.id, link.id).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.revoke_link(other.id, link.id, T0).await, Err(StoreError::NotFound { .. })));
-    store.revoke_link(acct.id, link.id, T0.plus_millis(1)).await.unwrap();
-    assert_eq!(store.get_link(acct.id, link.id).await.unwrap().revoked_at, Some(T0.plus_millis(1)));
+    assert!(matches!(
+        store.get_link(other.id, link.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.revoke_link(other.id, link.id, T0).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .revoke_link(acct.id, link.id, T0.plus_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_link(acct.id, link.id).await.unwrap().revoked_at,
+        Some(T0.plus_millis(1))
+    );
 }
 
 #[tokio::test]

@@ -1,1 +1,11 @@
+//! The `resolutionflow` binary's library: configuration, keys, wiring and the command line.
+//!
+//! `main` is thin: everything here is reachable from tests, which build an [`app::App`] on a
+//! temporary database and serve it on a port-0 listener.
 #![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod flows;
+pub mod keys;

@@ -1,1 +1,6 @@
-fn main() {}
+//! `resolutionflow`: see `resolutionflow --help`.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    resolutionflow::cli::main()
+}

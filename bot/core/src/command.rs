@@ -19,6 +19,8 @@ pub enum ThreadCommand {
     Export(ExportFormat),
     /// Show where the session stands again.
     Status,
+    /// A private link to the session's page in the web companion.
+    Link,
     Help,
 }
 
@@ -29,7 +31,10 @@ pub enum TopCommand {
     /// Search the flow library.
     Flows(String),
     /// Change a user's role: `role @user engineer`.
-    Role { user: String, role: Role },
+    Role {
+        user: String,
+        role: Role,
+    },
     /// Start a session about this problem.
     Start(String),
     /// The command was recognised but used wrongly; the text says how to use it.
@@ -46,6 +51,7 @@ pub const THREAD_HELP: &str = "In a session thread you can type:\n\
 • `resolve [summary]`: close the session as fixed\n\
 • `export md|txt|html`: get the ticket note\n\
 • `status`: show the current step again\n\
+• `link`: a private link to this session's timeline in the web companion\n\
 Anything else you type is recorded in the session timeline.";
 
 /// Reads a thread message as a command. `None`: it is ordinary text, to be recorded.
@@ -64,9 +70,13 @@ pub fn parse_thread_command(text: &str) -> Option<Result<ThreadCommand, String>>
         "ticket" => {
             let number = rest.trim_start_matches('#');
             let plausible = number.chars().any(|c| c.is_ascii_digit())
-                && number.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                && number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
             if !plausible {
-                return Some(Err("Usage: `ticket <number>`, e.g. `ticket 12345`".to_owned()));
+                return Some(Err(
+                    "Usage: `ticket <number>`, e.g. `ticket 12345`".to_owned()
+                ));
             }
             ThreadCommand::Ticket(number.to_owned())
         }
@@ -77,10 +87,15 @@ pub fn parse_thread_command(text: &str) -> Option<Result<ThreadCommand, String>>
             "" => ThreadCommand::Export(ExportFormat::Markdown),
             format => match ExportFormat::parse(format) {
                 Some(format) => ThreadCommand::Export(format),
-                None => return Some(Err(format!("I can export `md`, `txt` or `html`, not `{format}`."))),
+                None => {
+                    return Some(Err(format!(
+                        "I can export `md`, `txt` or `html`, not `{format}`."
+                    )));
+                }
             },
         },
         "status" if rest.is_empty() => ThreadCommand::Status,
+        "link" if rest.is_empty() => ThreadCommand::Link,
         "help" if rest.is_empty() => ThreadCommand::Help,
         _ => return None,
     };
@@ -136,16 +151,34 @@ mod tests {
 
     #[test]
     fn thread_commands_parse() {
-        assert_eq!(parse_thread_command("facts"), Some(Ok(ThreadCommand::Facts)));
+        assert_eq!(
+            parse_thread_command("facts"),
+            Some(Ok(ThreadCommand::Facts))
+        );
         assert_eq!(
             parse_thread_command("note called the user back"),
             Some(Ok(ThreadCommand::Note("called the user back".into())))
         );
-        assert_eq!(parse_thread_command("ticket #12345"), Some(Ok(ThreadCommand::Ticket("12345".into()))));
-        assert_eq!(parse_thread_command("Export HTML"), Some(Ok(ThreadCommand::Export(ExportFormat::Html))));
-        assert_eq!(parse_thread_command("export"), Some(Ok(ThreadCommand::Export(ExportFormat::Markdown))));
-        assert_eq!(parse_thread_command("park waiting on user"), Some(Ok(ThreadCommand::Park(Some("waiting on user".into())))));
-        assert_eq!(parse_thread_command("resolve"), Some(Ok(ThreadCommand::Resolve(None))));
+        assert_eq!(
+            parse_thread_command("ticket #12345"),
+            Some(Ok(ThreadCommand::Ticket("12345".into())))
+        );
+        assert_eq!(
+            parse_thread_command("Export HTML"),
+            Some(Ok(ThreadCommand::Export(ExportFormat::Html)))
+        );
+        assert_eq!(
+            parse_thread_command("export"),
+            Some(Ok(ThreadCommand::Export(ExportFormat::Markdown)))
+        );
+        assert_eq!(
+            parse_thread_command("park waiting on user"),
+            Some(Ok(ThreadCommand::Park(Some("waiting on user".into()))))
+        );
+        assert_eq!(
+            parse_thread_command("resolve"),
+            Some(Ok(ThreadCommand::Resolve(None)))
+        );
     }
 
     #[test]
@@ -158,20 +191,39 @@ mod tests {
 
     #[test]
     fn misused_commands_explain_themselves() {
-        assert!(matches!(parse_thread_command("export pdf"), Some(Err(msg)) if msg.contains("`md`")));
-        assert!(matches!(parse_thread_command("ticket please"), Some(Err(msg)) if msg.contains("ticket 12345")));
+        assert!(
+            matches!(parse_thread_command("export pdf"), Some(Err(msg)) if msg.contains("`md`"))
+        );
+        assert!(
+            matches!(parse_thread_command("ticket please"), Some(Err(msg)) if msg.contains("ticket 12345"))
+        );
     }
 
     #[test]
     fn top_commands_parse() {
         assert_eq!(parse_top_command(""), TopCommand::Help);
-        assert_eq!(parse_top_command("flows vpn"), TopCommand::Flows("vpn".into()));
+        assert_eq!(
+            parse_top_command("flows vpn"),
+            TopCommand::Flows("vpn".into())
+        );
         assert_eq!(
             parse_top_command("role @jane admin"),
-            TopCommand::Role { user: "@jane".into(), role: Role::Admin }
+            TopCommand::Role {
+                user: "@jane".into(),
+                role: Role::Admin
+            }
         );
-        assert!(matches!(parse_top_command("role @jane boss"), TopCommand::Invalid(_)));
-        assert!(matches!(parse_top_command("role @jane super_admin"), TopCommand::Invalid(_)));
-        assert_eq!(parse_top_command("printer offline"), TopCommand::Start("printer offline".into()));
+        assert!(matches!(
+            parse_top_command("role @jane boss"),
+            TopCommand::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_top_command("role @jane super_admin"),
+            TopCommand::Invalid(_)
+        ));
+        assert_eq!(
+            parse_top_command("printer offline"),
+            TopCommand::Start("printer offline".into())
+        );
     }
 }

@@ -190,16 +190,42 @@ impl ExportFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "a", rename_all = "snake_case")]
 pub enum Action {
-    PickFlow { session: SessionId, flow: FlowId },
-    FreeForm { session: SessionId },
-    Answer { session: SessionId, node: String, branch: usize },
-    Checklist { session: SessionId, cursor: usize, outcome: StepOutcome },
+    PickFlow {
+        session: SessionId,
+        flow: FlowId,
+    },
+    FreeForm {
+        session: SessionId,
+    },
+    Answer {
+        session: SessionId,
+        node: String,
+        branch: usize,
+    },
+    Checklist {
+        session: SessionId,
+        cursor: usize,
+        outcome: StepOutcome,
+    },
     /// The solution fixed it (`fixed`) or not.
-    Solution { session: SessionId, node: String, fixed: bool },
-    Park { session: SessionId },
-    Resume { session: SessionId },
-    Resolve { session: SessionId },
-    Export { session: SessionId, format: ExportFormat },
+    Solution {
+        session: SessionId,
+        node: String,
+        fixed: bool,
+    },
+    Park {
+        session: SessionId,
+    },
+    Resume {
+        session: SessionId,
+    },
+    Resolve {
+        session: SessionId,
+    },
+    Export {
+        session: SessionId,
+        format: ExportFormat,
+    },
 }
 
 impl Action {
@@ -243,7 +269,10 @@ pub enum Effect {
     /// Post in the session's thread.
     Reply { thread: ThreadKey, message: Message },
     /// Post at the top level of a channel.
-    Post { channel: ChannelRef, message: Message },
+    Post {
+        channel: ChannelRef,
+        message: Message,
+    },
     /// Show a message only to one user, in the thread's channel.
     Private {
         thread: ThreadKey,
@@ -254,7 +283,10 @@ pub enum Effect {
     /// Acknowledge a message quietly (a reaction, a tick).
     Acknowledge { thread: ThreadKey },
     /// Hand over a file.
-    Document { thread: ThreadKey, document: Document },
+    Document {
+        thread: ThreadKey,
+        document: Document,
+    },
 }
 
 #[cfg(test)]

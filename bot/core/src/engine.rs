@@ -8,14 +8,14 @@
 use crate::command::{
     THREAD_HELP, ThreadCommand, TopCommand, parse_thread_command, parse_top_command, top_help,
 };
-use crate::domain::{
-    Actor, ChatIdentity, InstallationRef, Role, RoleAssignment, ThreadKey,
-};
+use crate::domain::{Actor, ChatIdentity, InstallationRef, Role, RoleAssignment, ThreadKey};
 use crate::effect::{Action, Block, Choice, Effect, ExportFormat, Message};
 use crate::export::{self, SessionRecord};
 use crate::flow::{Flow, FlowBody, FlowQuery, FlowRecord, NodeKind, Tree};
+use crate::ids::LinkId;
 use crate::ids::SessionId;
 use crate::keyed::KeyedLocks;
+use crate::links::{LinkScope, LinkSigner, ShareLink};
 use crate::ports::{Store, StoreError};
 use crate::redact::Redactor;
 use crate::session::{
@@ -68,7 +68,10 @@ pub enum Input {
     /// A message typed in the thread.
     Text(String),
     /// A button press, with the optional line typed into the message's input field.
-    Action { action: Action, input: Option<String> },
+    Action {
+        action: Action,
+        input: Option<String>,
+    },
 }
 
 /// The answer to a `/rf …` command.
@@ -87,6 +90,14 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     locks: KeyedLocks,
     redactor: Redactor,
+    links: Option<Links>,
+}
+
+/// How the engine mints companion links.
+#[derive(Debug, Clone)]
+struct Links {
+    signer: Arc<dyn LinkSigner>,
+    ttl_millis: i64,
 }
 
 /// The result of deciding one event: what to write and what to say.
@@ -110,7 +121,40 @@ impl Engine {
             clock,
             locks: KeyedLocks::new(),
             redactor: Redactor::new(),
+            links: None,
         }
+    }
+
+    /// Lets the engine hand out companion links that stay valid for `ttl_millis`.
+    pub fn with_links(mut self, signer: Arc<dyn LinkSigner>, ttl_millis: i64) -> Self {
+        self.links = Some(Links { signer, ttl_millis });
+        self
+    }
+
+    /// Records and signs a companion link for `user`; `None` when no companion is configured.
+    pub async fn share_link(
+        &self,
+        account: crate::ids::AccountId,
+        user: crate::ids::UserId,
+        role: Role,
+        scope: LinkScope,
+    ) -> EngineResult<Option<String>> {
+        let Some(links) = &self.links else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let link = ShareLink {
+            id: LinkId::new(),
+            account_id: account,
+            user_id: user,
+            role,
+            scope,
+            created_at: now,
+            expires_at: now.plus_millis(links.ttl_millis),
+            revoked_at: None,
+        };
+        self.store.create_link(&link).await?;
+        Ok(Some(links.signer.url_for(&link)))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -173,7 +217,14 @@ impl Engine {
             let flows = self.store.list_flows(actor.account_id).await?;
             let items = flows
                 .iter()
-                .map(|f| format!("{} ({}, {})", f.title, f.kind, category_or_general(&f.category)))
+                .map(|f| {
+                    format!(
+                        "{} ({}, {})",
+                        f.title,
+                        f.kind,
+                        category_or_general(&f.category)
+                    )
+                })
                 .collect::<Vec<_>>();
             return Ok(Message::new()
                 .heading(format!("Flow library: {} flows", flows.len()))
@@ -190,7 +241,13 @@ impl Engine {
         }
         let items = hits
             .iter()
-            .map(|h| format!("{} ({})", h.summary.title, category_or_general(&h.summary.category)))
+            .map(|h| {
+                format!(
+                    "{} ({})",
+                    h.summary.title,
+                    category_or_general(&h.summary.category)
+                )
+            })
             .collect();
         Ok(Message::new()
             .heading(format!("Flows matching \"{search}\""))
@@ -213,7 +270,8 @@ impl Engine {
             .store
             .find_user(actor.account_id, actor.platform, &platform_user_id)
             .await?;
-        let touches_owner = granting_owner || existing.as_ref().is_some_and(|u| u.role == Role::Owner);
+        let touches_owner =
+            granting_owner || existing.as_ref().is_some_and(|u| u.role == Role::Owner);
         if touches_owner && !matches!(actor.role, Role::Owner | Role::SuperAdmin) {
             return Ok("Only an owner can grant or remove the owner role.".to_owned());
         }
@@ -237,7 +295,12 @@ impl Engine {
                 self.now(),
             )
             .await?;
-        Ok(format!("{} is now {} {}.", user.display_name, article(role), role))
+        Ok(format!(
+            "{} is now {} {}.",
+            user.display_name,
+            article(role),
+            role
+        ))
     }
 
     /// Starts a session about `problem` in `thread` (a thread the adapter has just opened).
@@ -265,11 +328,21 @@ impl Engine {
             ));
         }
         let _guard = self.locks.lock(&thread.lock_key()).await;
-        if let Some(existing) = self.store.session_for_thread(actor.account_id, &thread).await? {
-            let mut effects = private("There is already a session in this thread; here is where it stands.".to_owned());
+        if let Some(existing) = self
+            .store
+            .session_for_thread(actor.account_id, &thread)
+            .await?
+        {
+            let mut effects = private(
+                "There is already a session in this thread; here is where it stands.".to_owned(),
+            );
             effects.push(Effect::Reply {
                 thread: thread.clone(),
-                message: prompt_message(existing.id, existing.flow.as_ref(), &existing.conversation),
+                message: prompt_message(
+                    existing.id,
+                    existing.flow.as_ref(),
+                    &existing.conversation,
+                ),
             });
             return Ok(effects);
         }
@@ -316,11 +389,17 @@ impl Engine {
             .await?;
         let mut message = Message::new()
             .heading(format!("Troubleshooting: {problem}"))
-            .context(format!("Session owner: {}. Everything in this thread goes into the ticket note.", actor.display_name));
+            .context(format!(
+                "Session owner: {}. Everything in this thread goes into the ticket note.",
+                actor.display_name
+            ));
         if session.conversation == Conversation::FreeForm {
-            message = message.paragraph("No flow in the library matches this yet, so let's work it free-form.");
+            message = message
+                .paragraph("No flow in the library matches this yet, so let's work it free-form.");
         }
-        message.blocks.extend(prompt_message(session.id, None, &session.conversation).blocks);
+        message
+            .blocks
+            .extend(prompt_message(session.id, None, &session.conversation).blocks);
         message = message.context("Type `help` in this thread for commands: `note`, `fact`, `ticket`, `park`, `resolve`, `export`.");
         Ok(vec![Effect::Reply { thread, message }])
     }
@@ -335,15 +414,17 @@ impl Engine {
     ) -> EngineResult<Vec<Effect>> {
         let _guard = self.locks.lock(&thread.lock_key()).await;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(session) = self.store.session_for_thread(actor.account_id, thread).await? else {
+            let Some(session) = self
+                .store
+                .session_for_thread(actor.account_id, thread)
+                .await?
+            else {
                 return Ok(match input {
                     // Ordinary chatter in a thread without a session is none of our business.
                     Input::Text(_) => Vec::new(),
-                    Input::Action { .. } => vec![private_to(
-                        thread,
-                        actor,
-                        "That session no longer exists.",
-                    )],
+                    Input::Action { .. } => {
+                        vec![private_to(thread, actor, "That session no longer exists.")]
+                    }
                 });
             };
             let turn = Turn {
@@ -413,6 +494,27 @@ impl Engine {
                 Some(Ok(ThreadCommand::Help)) => {
                     return Ok(Some(vec![turn.private(THREAD_HELP)]));
                 }
+                Some(Ok(ThreadCommand::Link)) => {
+                    let actor = turn.actor;
+                    let url = self
+                        .share_link(
+                            actor.account_id,
+                            actor.user_id,
+                            actor.role,
+                            LinkScope::Session(session.id),
+                        )
+                        .await?;
+                    let text = match url {
+                        Some(url) => format!(
+                            "This session's timeline (valid for {}, only for you): {url}",
+                            crate::time::human_duration(
+                                self.links.as_ref().map_or(0, |l| l.ttl_millis)
+                            )
+                        ),
+                        None => "The web companion is not configured on this server.".to_owned(),
+                    };
+                    return Ok(Some(vec![turn.private(text)]));
+                }
                 Some(Ok(ThreadCommand::Export(format))) => format,
                 _ => return Ok(None),
             },
@@ -422,9 +524,14 @@ impl Engine {
             } => *format,
             Input::Action { .. } => return Ok(None),
         };
-        let document =
-            export_session(self.store.as_ref(), &self.redactor, session.account_id, session.id, format)
-                .await?;
+        let document = export_session(
+            self.store.as_ref(),
+            &self.redactor,
+            session.account_id,
+            session.id,
+            format,
+        )
+        .await?;
         Ok(Some(vec![Effect::Document {
             thread: session.thread.clone(),
             document,
@@ -480,7 +587,11 @@ fn viewer_refusal() -> String {
 }
 
 fn category_or_general(category: &str) -> &str {
-    if category.is_empty() { "General" } else { category }
+    if category.is_empty() {
+        "General"
+    } else {
+        category
+    }
 }
 
 fn article(role: Role) -> &'static str {
@@ -533,7 +644,11 @@ impl Turn<'_> {
     }
 
     fn current_prompt(&self) -> Message {
-        prompt_message(self.session.id, self.session.flow.as_ref(), &self.session.conversation)
+        prompt_message(
+            self.session.id,
+            self.session.flow.as_ref(),
+            &self.session.conversation,
+        )
     }
 
     fn status_message(&self) -> Message {
@@ -551,11 +666,15 @@ impl Turn<'_> {
                 ("Status".to_owned(), status.to_owned()),
                 (
                     "Flow".to_owned(),
-                    s.flow.as_ref().map_or_else(|| "none".to_owned(), |f| f.meta.title.clone()),
+                    s.flow
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), |f| f.meta.title.clone()),
                 ),
                 (
                     "Ticket".to_owned(),
-                    s.psa_ticket.as_ref().map_or_else(|| "not linked".to_owned(), |t| format!("#{t}")),
+                    s.psa_ticket
+                        .as_ref()
+                        .map_or_else(|| "not linked".to_owned(), |t| format!("#{t}")),
                 ),
             ],
         });
@@ -589,11 +708,15 @@ impl Turn<'_> {
         match input {
             Input::Text(text) => match parse_thread_command(&text) {
                 Some(Err(usage)) => self.refuse(usage),
-                Some(Ok(_)) | None if !role.can_work_sessions() => match parse_thread_command(&text) {
-                    Some(_) => self.refuse(viewer_refusal()),
-                    None => Decision::default(),
-                },
-                Some(Ok(_)) | None if !same_team => self.refuse("This session belongs to another team."),
+                Some(Ok(_)) | None if !role.can_work_sessions() => {
+                    match parse_thread_command(&text) {
+                        Some(_) => self.refuse(viewer_refusal()),
+                        None => Decision::default(),
+                    }
+                }
+                Some(Ok(_)) | None if !same_team => {
+                    self.refuse("This session belongs to another team.")
+                }
                 Some(Ok(command)) => self.command(command),
                 None => self.message(&text),
             },
@@ -627,7 +750,10 @@ impl Turn<'_> {
                         bump_state_version: true,
                         ..SessionChange::default()
                     }
-                    .step(NewStep::by(user, StepKind::FactAdded { text: text.clone() })),
+                    .step(NewStep::by(
+                        user,
+                        StepKind::FactAdded { text: text.clone() },
+                    )),
                     effects: vec![self.reply(Message::text(format!("Fact recorded: {text}")))],
                 }
             }
@@ -647,7 +773,12 @@ impl Turn<'_> {
                     psa_ticket: Some(ticket.clone()),
                     ..SessionChange::default()
                 }
-                .step(NewStep::by(user, StepKind::TicketLinked { ticket: ticket.clone() })),
+                .step(NewStep::by(
+                    user,
+                    StepKind::TicketLinked {
+                        ticket: ticket.clone(),
+                    },
+                )),
                 effects: vec![self.reply(Message::text(format!(
                     "Linked to ticket #{ticket}. The ticket note will reference it."
                 )))],
@@ -656,9 +787,11 @@ impl Turn<'_> {
             ThreadCommand::Resume => self.resume(),
             ThreadCommand::Resolve(summary) => self.resolve(summary.map(|s| self.redact(&s))),
             // Read-only commands are answered before deciding.
-            ThreadCommand::Facts | ThreadCommand::Export(_) | ThreadCommand::Status | ThreadCommand::Help => {
-                Decision::default()
-            }
+            ThreadCommand::Facts
+            | ThreadCommand::Export(_)
+            | ThreadCommand::Status
+            | ThreadCommand::Link
+            | ThreadCommand::Help => Decision::default(),
         }
     }
 
@@ -691,10 +824,19 @@ impl Turn<'_> {
             .paragraph(format!(
                 "Parked by {}{}. Anyone on the team can pick it up where it stands.",
                 self.actor.display_name,
-                reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             ))
             .choices(vec![
-                Choice::new("Resume", Action::Resume { session: self.session.id }).primary(),
+                Choice::new(
+                    "Resume",
+                    Action::Resume {
+                        session: self.session.id,
+                    },
+                )
+                .primary(),
             ]);
         Decision {
             change: SessionChange {
@@ -733,19 +875,44 @@ impl Turn<'_> {
         if self.session.status.is_closed() {
             return self.refuse("This session is already closed.");
         }
-        let summary = summary.unwrap_or_else(|| match (&self.session.conversation, &self.session.flow) {
-            (Conversation::Solution { node }, Some(flow)) => solution_summary(flow, node),
-            (Conversation::ChecklistComplete, Some(flow)) => format!("Completed \"{}\".", flow.meta.title),
-            _ => "Resolved.".to_owned(),
-        });
+        let summary =
+            summary.unwrap_or_else(|| match (&self.session.conversation, &self.session.flow) {
+                (Conversation::Solution { node }, Some(flow)) => solution_summary(flow, node),
+                (Conversation::ChecklistComplete, Some(flow)) => {
+                    format!("Completed \"{}\".", flow.meta.title)
+                }
+                _ => "Resolved.".to_owned(),
+            });
         let id = self.session.id;
         let message = Message::new()
-            .paragraph(format!("Resolved by {}: {summary}", self.actor.display_name))
+            .paragraph(format!(
+                "Resolved by {}: {summary}",
+                self.actor.display_name
+            ))
             .paragraph("Get the ticket note:")
             .choices(vec![
-                Choice::new("Markdown", Action::Export { session: id, format: ExportFormat::Markdown }).primary(),
-                Choice::new("Plain text", Action::Export { session: id, format: ExportFormat::Text }),
-                Choice::new("HTML", Action::Export { session: id, format: ExportFormat::Html }),
+                Choice::new(
+                    "Markdown",
+                    Action::Export {
+                        session: id,
+                        format: ExportFormat::Markdown,
+                    },
+                )
+                .primary(),
+                Choice::new(
+                    "Plain text",
+                    Action::Export {
+                        session: id,
+                        format: ExportFormat::Text,
+                    },
+                ),
+                Choice::new(
+                    "HTML",
+                    Action::Export {
+                        session: id,
+                        format: ExportFormat::Html,
+                    },
+                ),
             ]);
         Decision {
             change: SessionChange {
@@ -753,7 +920,10 @@ impl Turn<'_> {
                 resolution: Some(summary.clone()),
                 ..SessionChange::default()
             }
-            .step(NewStep::by(self.actor.user_id, StepKind::Resolved { summary })),
+            .step(NewStep::by(
+                self.actor.user_id,
+                StepKind::Resolved { summary },
+            )),
             effects: vec![self.reply(message)],
         }
     }
@@ -773,7 +943,9 @@ impl Turn<'_> {
                 return self.refuse("This session is parked. Type `resume` to pick it up first.");
             }
             SessionStatus::Escalated => {
-                return self.refuse("This session is escalated; the flow continues once someone claims it.");
+                return self.refuse(
+                    "This session is escalated; the flow continues once someone claims it.",
+                );
             }
             SessionStatus::Resolved | SessionStatus::Abandoned => {
                 return self.refuse("This session is closed.");
@@ -783,11 +955,12 @@ impl Turn<'_> {
         let stale = || self.refuse("That step has already been answered; here is the current one.");
         match (action, &self.session.conversation) {
             (Action::PickFlow { flow: wanted, .. }, Conversation::ChoosingFlow { candidates }) => {
-                let Some(record) = flow.filter(|r| candidates.iter().any(|c| c.flow_id == wanted) && r.summary.id == wanted) else {
+                let Some(record) = flow.filter(|r| {
+                    candidates.iter().any(|c| c.flow_id == wanted) && r.summary.id == wanted
+                }) else {
                     return self.refuse("That flow is no longer in the library. Pick another, or troubleshoot without one.");
                 };
-                let (conversation, mut steps, message) =
-                    enter_flow(self.session, &record.flow);
+                let (conversation, mut steps, message) = enter_flow(self.session, &record.flow);
                 steps.insert(
                     0,
                     NewStep::by(
@@ -814,14 +987,24 @@ impl Turn<'_> {
                     ..SessionChange::default()
                 }
                 .step(NewStep::by(user, StepKind::FreeFormChosen)),
-                effects: vec![self.reply(prompt_message(self.session.id, None, &Conversation::FreeForm))],
+                effects: vec![self.reply(prompt_message(
+                    self.session.id,
+                    None,
+                    &Conversation::FreeForm,
+                ))],
             },
-            (Action::Answer { node, branch, .. }, Conversation::Tree { node: current }) if node == *current => {
+            (Action::Answer { node, branch, .. }, Conversation::Tree { node: current })
+                if node == *current =>
+            {
                 let Some((tree, flow)) = self.tree() else {
                     return self.refuse("This session's flow could not be read.");
                 };
-                let Some(asked) = tree.node(&node) else { return stale() };
-                let Some(chosen) = asked.branches.get(branch) else { return stale() };
+                let Some(asked) = tree.node(&node) else {
+                    return stale();
+                };
+                let Some(chosen) = asked.branches.get(branch) else {
+                    return stale();
+                };
                 let answered = NewStep::by(
                     user,
                     StepKind::Answered {
@@ -830,7 +1013,8 @@ impl Turn<'_> {
                         answer: chosen.label.clone(),
                     },
                 );
-                let (conversation, mut steps, message) = enter_node(self.session.id, flow, tree, &chosen.next);
+                let (conversation, mut steps, message) =
+                    enter_node(self.session.id, flow, tree, &chosen.next);
                 steps.insert(0, answered);
                 Decision {
                     change: SessionChange {
@@ -841,11 +1025,18 @@ impl Turn<'_> {
                     effects: vec![self.reply(message)],
                 }
             }
-            (Action::Checklist { cursor, outcome, .. }, Conversation::Checklist { cursor: current }) if cursor == *current => {
+            (
+                Action::Checklist {
+                    cursor, outcome, ..
+                },
+                Conversation::Checklist { cursor: current },
+            ) if cursor == *current => {
                 let Some(flow) = &self.session.flow else {
                     return self.refuse("This session's flow could not be read.");
                 };
-                let Some(item) = checklist_item(flow, cursor) else { return stale() };
+                let Some(item) = checklist_item(flow, cursor) else {
+                    return stale();
+                };
                 let output = input.map(|o| self.redact(&o)).filter(|o| !o.is_empty());
                 let result = NewStep::by(
                     user,
@@ -873,7 +1064,9 @@ impl Turn<'_> {
                     effects: vec![self.reply(message)],
                 }
             }
-            (Action::Solution { node, fixed, .. }, Conversation::Solution { node: current }) if node == *current => {
+            (Action::Solution { node, fixed, .. }, Conversation::Solution { node: current })
+                if node == *current =>
+            {
                 if fixed {
                     return self.resolve(None);
                 }
@@ -953,11 +1146,17 @@ fn enter_node(
     node_id: &str,
 ) -> (Conversation, Vec<NewStep>, Message) {
     let Some(node) = tree.node(node_id) else {
-        return (Conversation::FreeForm, Vec::new(), Message::text("The flow ends here."));
+        return (
+            Conversation::FreeForm,
+            Vec::new(),
+            Message::text("The flow ends here."),
+        );
     };
     let (conversation, step) = if node.kind == NodeKind::Solution {
         (
-            Conversation::Solution { node: node.id.clone() },
+            Conversation::Solution {
+                node: node.id.clone(),
+            },
             StepKind::SolutionReached {
                 node: node.id.clone(),
                 title: node.title.clone().unwrap_or_else(|| "Solution".to_owned()),
@@ -966,7 +1165,9 @@ fn enter_node(
         )
     } else {
         (
-            Conversation::Tree { node: node.id.clone() },
+            Conversation::Tree {
+                node: node.id.clone(),
+            },
             StepKind::NodeShown {
                 node: node.id.clone(),
                 text: node.text.clone(),
@@ -1001,7 +1202,10 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
     let (target, index) = if targets.is_empty() {
         (None, cursor)
     } else {
-        (Some(targets.get(cursor / per_target)?.clone()), cursor % per_target)
+        (
+            Some(targets.get(cursor / per_target)?.clone()),
+            cursor % per_target,
+        )
     };
     let item = checklist.items().nth(index)?;
     Some(ItemView {
@@ -1018,18 +1222,31 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
 }
 
 /// What to show for the session's current state.
-pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Conversation) -> Message {
+pub fn prompt_message(
+    session: SessionId,
+    flow: Option<&Flow>,
+    conversation: &Conversation,
+) -> Message {
     match conversation {
         Conversation::ChoosingFlow { candidates } => {
             let mut choices: Vec<Choice> = candidates
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let choice = Choice::new(c.title.clone(), Action::PickFlow { session, flow: c.flow_id });
+                    let choice = Choice::new(
+                        c.title.clone(),
+                        Action::PickFlow {
+                            session,
+                            flow: c.flow_id,
+                        },
+                    );
                     if i == 0 { choice.primary() } else { choice }
                 })
                 .collect();
-            choices.push(Choice::new("Troubleshoot without a flow", Action::FreeForm { session }));
+            choices.push(Choice::new(
+                "Troubleshoot without a flow",
+                Action::FreeForm { session },
+            ));
             Message::new()
                 .paragraph("These flows look like a match. Pick one to walk through it:")
                 .choices(choices)
@@ -1069,26 +1286,58 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
             }
             let choices = if tree_node.kind == NodeKind::Solution {
                 vec![
-                    Choice::new("That fixed it", Action::Solution { session, node: node.clone(), fixed: true }).primary(),
-                    Choice::new("Still broken", Action::Solution { session, node: node.clone(), fixed: false }),
+                    Choice::new(
+                        "That fixed it",
+                        Action::Solution {
+                            session,
+                            node: node.clone(),
+                            fixed: true,
+                        },
+                    )
+                    .primary(),
+                    Choice::new(
+                        "Still broken",
+                        Action::Solution {
+                            session,
+                            node: node.clone(),
+                            fixed: false,
+                        },
+                    ),
                 ]
             } else {
                 tree_node
                     .branches
                     .iter()
                     .enumerate()
-                    .map(|(branch, b)| Choice::new(b.label.clone(), Action::Answer { session, node: node.clone(), branch }))
+                    .map(|(branch, b)| {
+                        Choice::new(
+                            b.label.clone(),
+                            Action::Answer {
+                                session,
+                                node: node.clone(),
+                                branch,
+                            },
+                        )
+                    })
                     .collect()
             };
             message.choices(choices)
         }
         Conversation::Checklist { cursor } => {
             let Some(item) = flow.and_then(|f| checklist_item(f, *cursor)) else {
-                return Message::text("This session's checklist could not be read; carry on free-form.");
+                return Message::text(
+                    "This session's checklist could not be read; carry on free-form.",
+                );
             };
             let where_ = match &item.target {
-                Some(target) => format!("{target} · {} · step {} of {}", item.section, item.position, item.per_target),
-                None => format!("{} · step {} of {}", item.section, item.position, item.per_target),
+                Some(target) => format!(
+                    "{target} · {} · step {} of {}",
+                    item.section, item.position, item.per_target
+                ),
+                None => format!(
+                    "{} · step {} of {}",
+                    item.section, item.position, item.per_target
+                ),
             };
             let mut message = Message::new().context(where_).heading(item.text.clone());
             if let Some(help) = item.help {
@@ -1100,7 +1349,16 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
             if let Some(expect) = item.expect {
                 message = message.context(format!("Expected: {expect}"));
             }
-            let choice = |label: &str, outcome| Choice::new(label, Action::Checklist { session, cursor: *cursor, outcome });
+            let choice = |label: &str, outcome| {
+                Choice::new(
+                    label,
+                    Action::Checklist {
+                        session,
+                        cursor: *cursor,
+                        outcome,
+                    },
+                )
+            };
             message.with(Block::Choices {
                 choices: vec![
                     choice("Done", StepOutcome::Done).primary(),
@@ -1112,6 +1370,8 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
         }
         Conversation::ChecklistComplete => Message::new()
             .paragraph("Every step of the checklist has an outcome.")
-            .choices(vec![Choice::new("Resolve", Action::Resolve { session }).primary()]),
+            .choices(vec![
+                Choice::new("Resolve", Action::Resolve { session }).primary(),
+            ]),
     }
 }

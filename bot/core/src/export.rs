@@ -18,12 +18,17 @@ pub struct SessionRecord<'a> {
     pub facts: &'a [Fact],
 }
 
-/// One timeline line, before formatting: who, what, and optional verbatim output.
-struct Line {
-    time: String,
-    text: String,
-    emphasis: Option<String>,
-    output: Option<String>,
+/// One timeline step described for people: what happened, what to stress, and verbatim output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepLine {
+    /// `10:03:12` (UTC).
+    pub time: String,
+    pub text: String,
+    pub emphasis: Option<String>,
+    pub output: Option<String>,
+    /// The bot put something to the technician (a question, the flows on offer) rather than a
+    /// person doing something. Ticket notes leave these out.
+    pub prompt: bool,
 }
 
 impl SessionRecord<'_> {
@@ -50,13 +55,20 @@ impl SessionRecord<'_> {
         fields.push(("Started", s.created_at.display_utc()));
         if let Some(resolved) = s.resolved_at {
             fields.push(("Resolved", resolved.display_utc()));
-            fields.push(("Time to resolve", human_duration(resolved.millis_since(s.created_at))));
+            fields.push((
+                "Time to resolve",
+                human_duration(resolved.millis_since(s.created_at)),
+            ));
         }
         fields
     }
 
-    fn lines(&self) -> Vec<Line> {
-        self.timeline.iter().filter_map(line_for).collect()
+    fn lines(&self) -> Vec<StepLine> {
+        self.timeline
+            .iter()
+            .map(describe_step)
+            .filter(|line| !line.prompt)
+            .collect()
     }
 }
 
@@ -78,19 +90,29 @@ fn outcome_word(outcome: StepOutcome) -> &'static str {
     }
 }
 
-fn line_for(step: &TimelineStep) -> Option<Line> {
+/// Describes a timeline step in words.
+pub fn describe_step(step: &TimelineStep) -> StepLine {
     let who = step.actor_name.as_deref().unwrap_or("ResolutionFlow");
     let mut emphasis = None;
     let mut output = None;
+    let mut prompt = false;
     let text = match &step.kind {
         StepKind::SessionStarted { problem } => format!("{who} started the session: \"{problem}\""),
         StepKind::FlowChosen { title, .. } => format!("{who} chose the flow \"{title}\""),
         StepKind::FreeFormChosen => format!("{who} chose to troubleshoot without a flow"),
-        StepKind::Answered { question, answer, .. } => {
+        StepKind::Answered {
+            question, answer, ..
+        } => {
             emphasis = Some(answer.clone());
             format!("{who}: {question} →")
         }
-        StepKind::ChecklistResult { text, target, outcome, output: out, .. } => {
+        StepKind::ChecklistResult {
+            text,
+            target,
+            outcome,
+            output: out,
+            ..
+        } => {
             emphasis = Some(outcome_word(*outcome).to_owned());
             output = out.clone();
             match target {
@@ -113,14 +135,22 @@ fn line_for(step: &TimelineStep) -> Option<Line> {
         },
         StepKind::Resumed => format!("{who} resumed the session"),
         StepKind::Resolved { summary } => format!("{who} resolved the session: {summary}"),
-        StepKind::FlowsOffered { .. } | StepKind::NodeShown { .. } => return None,
+        StepKind::FlowsOffered { titles } => {
+            prompt = true;
+            format!("Suggested flows: {}", titles.join(", "))
+        }
+        StepKind::NodeShown { text, .. } => {
+            prompt = true;
+            format!("Asked: {text}")
+        }
     };
-    Some(Line {
+    StepLine {
         time: step.created_at.time_of_day(),
         text,
         emphasis,
         output,
-    })
+        prompt,
+    }
 }
 
 /// Renders the session's documentation in `format`, redacted.
@@ -134,7 +164,11 @@ pub fn render(record: &SessionRecord<'_>, format: ExportFormat, redactor: &Redac
         format,
         filename: format!(
             "session-{}.{}",
-            record.session.created_at.to_datetime().format("%Y%m%d-%H%M"),
+            record
+                .session
+                .created_at
+                .to_datetime()
+                .format("%Y%m%d-%H%M"),
             format.extension()
         ),
         content: redactor.redact(&content).into_owned(),

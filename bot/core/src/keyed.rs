@@ -21,7 +21,10 @@ impl KeyedLocks {
     /// Waits for the key's lock; events holding the same key run strictly in arrival order.
     pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
         let lock = {
-            let mut map = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self
+                .locks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match map.get(key).and_then(Weak::upgrade) {
                 Some(lock) => lock,
                 None => {

@@ -36,3 +36,9 @@ pub struct ShareLink {
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
+
+/// Turns a recorded share link into a URL the companion will accept (a signed token). Implemented
+/// by the companion; the core only asks for URLs.
+pub trait LinkSigner: Send + Sync + std::fmt::Debug + 'static {
+    fn url_for(&self, link: &ShareLink) -> String;
+}

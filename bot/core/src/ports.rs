@@ -97,8 +97,11 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     async fn get_flow(&self, account: AccountId, flow: FlowId) -> StoreResult<FlowRecord>;
 
-    async fn get_flow_by_slug(&self, account: AccountId, slug: &str)
-    -> StoreResult<Option<FlowRecord>>;
+    async fn get_flow_by_slug(
+        &self,
+        account: AccountId,
+        slug: &str,
+    ) -> StoreResult<Option<FlowRecord>>;
 
     async fn list_flows(&self, account: AccountId) -> StoreResult<Vec<FlowSummary>>;
 
@@ -143,8 +146,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     ) -> StoreResult<Session>;
 
     /// The session's timeline in order, with actor names.
-    async fn timeline(&self, account: AccountId, session: SessionId)
-    -> StoreResult<Vec<TimelineStep>>;
+    async fn timeline(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> StoreResult<Vec<TimelineStep>>;
 
     async fn facts(&self, account: AccountId, session: SessionId) -> StoreResult<Vec<Fact>>;
 
@@ -154,8 +160,12 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     async fn get_link(&self, account: AccountId, link: LinkId) -> StoreResult<ShareLink>;
 
-    async fn revoke_link(&self, account: AccountId, link: LinkId, now: Timestamp)
-    -> StoreResult<()>;
+    async fn revoke_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     // --- inbound de-duplication ---------------------------------------------------------------
 

@@ -76,7 +76,10 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "bearer_token",
             r"(?i)(?P<prefix>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
             Some(keep_prefix),
-            |v| v.chars().any(|c| c.is_ascii_digit() || "._~+/=-".contains(c)),
+            |v| {
+                v.chars()
+                    .any(|c| c.is_ascii_digit() || "._~+/=-".contains(c))
+            },
         ),
         rule(
             "basic_auth",
@@ -84,11 +87,23 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Some(keep_prefix),
         ),
         // AWS access key ids.
-        rule("aws_access_key", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b", None),
+        rule(
+            "aws_access_key",
+            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
+            None,
+        ),
         // GitHub tokens (classic and fine-grained).
-        rule("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b", None),
+        rule(
+            "github_token",
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+            None,
+        ),
         // Slack tokens and incoming-webhook URLs.
-        rule("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}", None),
+        rule(
+            "slack_token",
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}",
+            None,
+        ),
         rule(
             "slack_webhook",
             r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
@@ -96,7 +111,11 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         // Other well-known token shapes: OpenAI / Anthropic keys, Stripe, Google API keys.
         rule("api_key", r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}", None),
-        rule("api_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}", None),
+        rule(
+            "api_key",
+            r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+            None,
+        ),
         rule("api_key", r"\bAIza[0-9A-Za-z_-]{35}\b", None),
         // "key": "value" and key='value': everything up to the closing quote.
         rule(
@@ -157,7 +176,8 @@ impl Redactor {
                 .replace_all(&current, |caps: &Captures<'_>| {
                     // A label we already wrote is not a secret, and prose is not either.
                     if let Some(secret) = caps.name("secret")
-                        && (secret.as_str().starts_with("[REDACTED") || !(rule.accept)(secret.as_str()))
+                        && (secret.as_str().starts_with("[REDACTED")
+                            || !(rule.accept)(secret.as_str()))
                     {
                         return caps[0].to_owned();
                     }
@@ -188,13 +208,25 @@ mod tests {
 
     /// (input, expected output)
     const POSITIVES: &[(&str, &str)] = &[
-        ("tried password=Hunter2! on the DC", "tried password=[REDACTED:password] on the DC"),
+        (
+            "tried password=Hunter2! on the DC",
+            "tried password=[REDACTED:password] on the DC",
+        ),
         ("Password: Sup3r$ecret", "Password: [REDACTED:password]"),
         ("pwd = letmein", "pwd = [REDACTED:password]"),
-        (r#"{"password": "p@ss w0rd"}"#, r#"{"password": "[REDACTED:password]"}"#),
+        (
+            r#"{"password": "p@ss w0rd"}"#,
+            r#"{"password": "[REDACTED:password]"}"#,
+        ),
         ("pass='open sesame'", "pass='[REDACTED:password]'"),
-        ("the password is Hunter2 for now", "the password is [REDACTED:password] for now"),
-        ("client_secret=abc123def456", "client_secret=[REDACTED:password]"),
+        (
+            "the password is Hunter2 for now",
+            "the password is [REDACTED:password] for now",
+        ),
+        (
+            "client_secret=abc123def456",
+            "client_secret=[REDACTED:password]",
+        ),
         ("API_KEY: 9f8e7d6c5b4a", "API_KEY: [REDACTED:password]"),
         (
             "Server=sql01;Database=crm;User Id=sa;Password=Winter2024!;",
@@ -212,15 +244,30 @@ mod tests {
             "https://admin:hunter2@10.0.0.5/login",
             "https://admin:[REDACTED:url_credentials]@10.0.0.5/login",
         ),
-        ("Authorization: Bearer abcdef123456.xyz", "Authorization: Bearer [REDACTED:bearer_token]"),
-        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [REDACTED:basic_auth]"),
-        ("key AKIAIOSFODNN7EXAMPLE in env", "key [REDACTED:aws_access_key] in env"),
+        (
+            "Authorization: Bearer abcdef123456.xyz",
+            "Authorization: Bearer [REDACTED:bearer_token]",
+        ),
+        (
+            "Authorization: Basic dXNlcjpwYXNzd29yZA==",
+            "Authorization: Basic [REDACTED:basic_auth]",
+        ),
+        (
+            "key AKIAIOSFODNN7EXAMPLE in env",
+            "key [REDACTED:aws_access_key] in env",
+        ),
         (
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "aws_secret_access_key = [REDACTED:password]",
         ),
-        ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789 leaked", "token [REDACTED:github_token] leaked"),
-        ("bot uses xoxb-1234567890-abcdefghij", "bot uses [REDACTED:slack_token]"),
+        (
+            "token ghp_abcdefghijklmnopqrstuvwxyz0123456789 leaked",
+            "token [REDACTED:github_token] leaked",
+        ),
+        (
+            "bot uses xoxb-1234567890-abcdefghij",
+            "bot uses [REDACTED:slack_token]",
+        ),
         (
             "hook https://hooks.slack.com/services/T000/B000/XXXX",
             "hook [REDACTED:slack_webhook]",
@@ -229,8 +276,14 @@ mod tests {
             "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
             "jwt [REDACTED:jwt] end",
         ),
-        ("OPENAI sk-proj-abcdefghijklmnopqrstuvwx", "OPENAI [REDACTED:api_key]"),
-        ("net user jdoe Welcome2024! /add", "net user jdoe [REDACTED:password] /add"),
+        (
+            "OPENAI sk-proj-abcdefghijklmnopqrstuvwx",
+            "OPENAI [REDACTED:api_key]",
+        ),
+        (
+            "net user jdoe Welcome2024! /add",
+            "net user jdoe [REDACTED:password] /add",
+        ),
         (
             r#"$pw = ConvertTo-SecureString "P@ssw0rd!" -AsPlainText -Force"#,
             r#"$pw = ConvertTo-SecureString "[REDACTED:password]" -AsPlainText -Force"#,
@@ -291,6 +344,9 @@ mod tests {
 
     #[test]
     fn clean_text_is_borrowed() {
-        assert!(matches!(Redactor::new().redact("printer offline"), Cow::Borrowed(_)));
+        assert!(matches!(
+            Redactor::new().redact("printer offline"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -109,13 +109,27 @@ impl Session {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StepKind {
-    SessionStarted { problem: String },
-    FlowsOffered { titles: Vec<String> },
-    FlowChosen { title: String, version: i32 },
+    SessionStarted {
+        problem: String,
+    },
+    FlowsOffered {
+        titles: Vec<String>,
+    },
+    FlowChosen {
+        title: String,
+        version: i32,
+    },
     FreeFormChosen,
     /// A question or action was put to the technician.
-    NodeShown { node: String, text: String },
-    Answered { node: String, question: String, answer: String },
+    NodeShown {
+        node: String,
+        text: String,
+    },
+    Answered {
+        node: String,
+        question: String,
+        answer: String,
+    },
     ChecklistResult {
         step: String,
         text: String,
@@ -123,16 +137,35 @@ pub enum StepKind {
         outcome: StepOutcome,
         output: Option<String>,
     },
-    SolutionReached { node: String, title: String, text: String },
+    SolutionReached {
+        node: String,
+        title: String,
+        text: String,
+    },
     /// The technician said a suggested solution did not fix it.
-    SolutionRejected { node: String, title: String },
-    Message { text: String },
-    FactAdded { text: String },
-    NoteAdded { text: String },
-    TicketLinked { ticket: String },
-    Parked { reason: Option<String> },
+    SolutionRejected {
+        node: String,
+        title: String,
+    },
+    Message {
+        text: String,
+    },
+    FactAdded {
+        text: String,
+    },
+    NoteAdded {
+        text: String,
+    },
+    TicketLinked {
+        ticket: String,
+    },
+    Parked {
+        reason: Option<String>,
+    },
     Resumed,
-    Resolved { summary: String },
+    Resolved {
+        summary: String,
+    },
 }
 
 impl StepKind {
@@ -162,7 +195,9 @@ impl StepKind {
     pub fn is_human_action(&self) -> bool {
         !matches!(
             self,
-            StepKind::NodeShown { .. } | StepKind::FlowsOffered { .. } | StepKind::SolutionReached { .. }
+            StepKind::NodeShown { .. }
+                | StepKind::FlowsOffered { .. }
+                | StepKind::SolutionReached { .. }
         )
     }
 }

@@ -44,7 +44,9 @@ impl Timestamp {
 
     /// `2026-11-22 10:03:12 UTC`
     pub fn display_utc(self) -> String {
-        self.to_datetime().format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        self.to_datetime()
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string()
     }
 
     /// `10:03:12`

@@ -16,14 +16,31 @@ fn every_sample_flow_validates() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let flow = parse_flow_yaml(&path.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"));
-        assert!(slugs.insert(flow.meta.slug.clone()), "duplicate flow id {}", flow.meta.slug);
-        assert!(!flow.meta.symptoms.is_empty(), "{} has no symptoms", path.display());
-        assert!(!flow.meta.category.is_empty(), "{} has no category", path.display());
+        let flow =
+            parse_flow_yaml(&path.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            slugs.insert(flow.meta.slug.clone()),
+            "duplicate flow id {}",
+            flow.meta.slug
+        );
+        assert!(
+            !flow.meta.symptoms.is_empty(),
+            "{} has no symptoms",
+            path.display()
+        );
+        assert!(
+            !flow.meta.category.is_empty(),
+            "{} has no category",
+            path.display()
+        );
         kinds.insert(flow.meta.kind);
         count += 1;
     }
     assert!(count >= 10, "only {count} sample flows");
-    assert_eq!(kinds.len(), 3, "samples must cover every flow kind: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        3,
+        "samples must cover every flow kind: {kinds:?}"
+    );
     assert!(kinds.contains(&FlowKind::Maintenance));
 }

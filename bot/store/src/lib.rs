@@ -11,9 +11,7 @@ use async_trait::async_trait;
 use rf_core::domain::{
     Account, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey, User,
 };
-use rf_core::flow::{
-    Flow, FlowHit, FlowQuery, FlowRecord, FlowSource, FlowSummary, SaveOutcome,
-};
+use rf_core::flow::{Flow, FlowHit, FlowQuery, FlowRecord, FlowSource, FlowSummary, SaveOutcome};
 use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
 use rf_core::links::ShareLink;
 use rf_core::session::{
@@ -26,7 +24,9 @@ use rows::{
     SESSION_COLUMNS, SessionRow, StepRow, TeamRow, UserRow, scope_columns, to_json,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
@@ -109,9 +109,9 @@ fn db_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Constraint(format!("already exists ({})", db.message()))
         }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Constraint(format!("refers to something that does not exist ({})", db.message()))
-        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Constraint(
+            format!("refers to something that does not exist ({})", db.message()),
+        ),
         other => StoreError::Unavailable(Box::new(other)),
     }
 }
@@ -201,7 +201,9 @@ macro_rules! into_uuid {
 
 /// Wrapper so every core id converts into a `Uuid` for binding.
 struct IdUuid<T>(T);
-into_uuid!(AccountId, TeamId, UserId, FlowId, SessionId, StepId, FactId, LinkId);
+into_uuid!(
+    AccountId, TeamId, UserId, FlowId, SessionId, StepId, FactId, LinkId
+);
 
 fn u<T>(id: T) -> Uuid
 where
@@ -253,7 +255,11 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(db_err))?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err))?;
         Ok(())
     }
 
@@ -311,11 +317,12 @@ impl Store for SqlStore {
                     (u(account_id), u(team_id))
                 }
             };
-            let account: AccountRow = sqlx::query_as("SELECT id, name, created_at FROM accounts WHERE id = $1")
-                .bind(account)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(not_found("account"))?;
+            let account: AccountRow =
+                sqlx::query_as("SELECT id, name, created_at FROM accounts WHERE id = $1")
+                    .bind(account)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(not_found("account"))?;
             let team: TeamRow = sqlx::query_as(
                 "SELECT id, account_id, name, created_at FROM teams WHERE id = $1 AND account_id = $2",
             )
@@ -368,7 +375,8 @@ impl Store for SqlStore {
             RoleAssignment::IfNew(role) => (role, false),
             RoleAssignment::Always(role) => (role, true),
         };
-        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: UserRow = on_pool!(self, |pool| {
+            sqlx::query_as(
             "INSERT INTO users (id, account_id, team_id, platform, platform_user_id, display_name, \
                                 email, role, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
@@ -391,12 +399,14 @@ impl Store for SqlStore {
         .bind(always)
         .fetch_one(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         row.try_into()
     }
 
     async fn get_user(&self, account: AccountId, user: UserId) -> StoreResult<User> {
-        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: UserRow = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at \
              FROM users WHERE id = $1 AND account_id = $2",
         )
@@ -404,7 +414,8 @@ impl Store for SqlStore {
         .bind(u(account))
         .fetch_one(pool)
         .await
-        .map_err(not_found("user")))?;
+        .map_err(not_found("user"))
+        })?;
         row.try_into()
     }
 
@@ -414,7 +425,8 @@ impl Store for SqlStore {
         platform: Platform,
         platform_user_id: &str,
     ) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+        let row: Option<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at \
              FROM users WHERE account_id = $1 AND platform = $2 AND platform_user_id = $3",
         )
@@ -423,12 +435,14 @@ impl Store for SqlStore {
         .bind(platform_user_id)
         .fetch_optional(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         row.map(TryInto::try_into).transpose()
     }
 
     async fn set_role(&self, account: AccountId, user: UserId, role: Role) -> StoreResult<User> {
-        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: UserRow = on_pool!(self, |pool| {
+            sqlx::query_as(
             "UPDATE users SET role = $1 WHERE id = $2 AND account_id = $3 \
              RETURNING id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at",
         )
@@ -437,19 +451,22 @@ impl Store for SqlStore {
         .bind(u(account))
         .fetch_one(pool)
         .await
-        .map_err(not_found("user")))?;
+        .map_err(not_found("user"))
+        })?;
         row.try_into()
     }
 
     async fn list_users(&self, account: AccountId) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, account_id, team_id, platform, platform_user_id, display_name, email, role, created_at \
              FROM users WHERE account_id = $1 ORDER BY display_name",
         )
         .bind(u(account))
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -544,14 +561,17 @@ impl Store for SqlStore {
     }
 
     async fn get_flow(&self, account: AccountId, flow: FlowId) -> StoreResult<FlowRecord> {
-        let row: FlowRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+        let row: FlowRow =
+            on_pool!(self, |pool| {
+                sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {FLOW_SUMMARY_COLUMNS}, definition FROM flows WHERE id = $1 AND account_id = $2"
         )))
         .bind(u(flow))
         .bind(u(account))
         .fetch_one(pool)
         .await
-        .map_err(not_found("flow")))?;
+        .map_err(not_found("flow"))
+            })?;
         row.into_record()
     }
 
@@ -560,25 +580,29 @@ impl Store for SqlStore {
         account: AccountId,
         slug: &str,
     ) -> StoreResult<Option<FlowRecord>> {
-        let row: Option<FlowRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<FlowRow> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {FLOW_SUMMARY_COLUMNS}, definition FROM flows WHERE account_id = $1 AND slug = $2"
         )))
         .bind(u(account))
         .bind(slug)
         .fetch_optional(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         row.map(FlowRow::into_record).transpose()
     }
 
     async fn list_flows(&self, account: AccountId) -> StoreResult<Vec<FlowSummary>> {
-        let rows: Vec<FlowSummaryRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<FlowSummaryRow> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {FLOW_SUMMARY_COLUMNS} FROM flows WHERE account_id = $1 ORDER BY category, title"
         )))
         .bind(u(account))
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -663,7 +687,9 @@ impl Store for SqlStore {
             .await;
             match inserted {
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    return Err(StoreError::Conflict { what: "the thread's session" });
+                    return Err(StoreError::Conflict {
+                        what: "the thread's session",
+                    });
                 }
                 other => other.map_err(db_err)?,
             };
@@ -699,7 +725,8 @@ impl Store for SqlStore {
         account: AccountId,
         thread: &ThreadKey,
     ) -> StoreResult<Option<Session>> {
-        let row: Option<SessionRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<SessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions \
              WHERE account_id = $1 AND platform = $2 AND workspace = $3 AND channel = $4 AND thread = $5"
         )))
@@ -710,7 +737,8 @@ impl Store for SqlStore {
         .bind(thread.thread.as_str())
         .fetch_optional(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         row.map(SessionRow::into_session).transpose()
     }
 
@@ -760,15 +788,18 @@ impl Store for SqlStore {
             .await
             .map_err(db_err)?;
             let Some(row) = claimed else {
-                let exists: Option<(i64,)> =
-                    sqlx::query_as("SELECT lock_version FROM sessions WHERE id = $1 AND account_id = $2")
-                        .bind(u(session))
-                        .bind(u(account))
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                let exists: Option<(i64,)> = sqlx::query_as(
+                    "SELECT lock_version FROM sessions WHERE id = $1 AND account_id = $2",
+                )
+                .bind(u(session))
+                .bind(u(account))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
                 return Err(match exists {
-                    Some(_) => StoreError::Conflict { what: "the session" },
+                    Some(_) => StoreError::Conflict {
+                        what: "the session",
+                    },
                     None => StoreError::NotFound { what: "session" },
                 });
             };
@@ -824,7 +855,8 @@ impl Store for SqlStore {
         account: AccountId,
         session: SessionId,
     ) -> StoreResult<Vec<TimelineStep>> {
-        let rows: Vec<StepRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<StepRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT t.id, t.account_id, t.session_id, t.seq, t.actor_id, u.display_name AS actor_name, \
                     t.detail, t.created_at \
              FROM timeline_steps t LEFT JOIN users u ON u.id = t.actor_id AND u.account_id = t.account_id \
@@ -834,7 +866,8 @@ impl Store for SqlStore {
         .bind(u(session))
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -853,7 +886,8 @@ impl Store for SqlStore {
 
     async fn create_link(&self, link: &ShareLink) -> StoreResult<()> {
         let (kind, scope_id) = scope_columns(&link.scope);
-        on_pool!(self, |pool| sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO share_links (id, account_id, user_id, role, scope_kind, scope_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -868,12 +902,14 @@ impl Store for SqlStore {
         .execute(pool)
         .await
         .map(|_| ())
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         Ok(())
     }
 
     async fn get_link(&self, account: AccountId, link: LinkId) -> StoreResult<ShareLink> {
-        let row: LinkRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: LinkRow = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, account_id, user_id, role, scope_kind, scope_id, created_at, expires_at, revoked_at \
              FROM share_links WHERE id = $1 AND account_id = $2",
         )
@@ -881,12 +917,19 @@ impl Store for SqlStore {
         .bind(u(account))
         .fetch_one(pool)
         .await
-        .map_err(not_found("link")))?;
+        .map_err(not_found("link"))
+        })?;
         row.try_into()
     }
 
-    async fn revoke_link(&self, account: AccountId, link: LinkId, now: Timestamp) -> StoreResult<()> {
-        let done = on_pool!(self, |pool| sqlx::query(
+    async fn revoke_link(
+        &self,
+        account: AccountId,
+        link: LinkId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE share_links SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND account_id = $3",
         )
         .bind(now.as_millis())
@@ -895,7 +938,8 @@ impl Store for SqlStore {
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         if done == 0 {
             return Err(StoreError::NotFound { what: "link" });
         }

@@ -5,7 +5,9 @@ use rf_core::domain::{Account, Platform, Role, Team, ThreadKey, User};
 use rf_core::flow::{Flow, FlowKind, FlowSource, FlowStatus, FlowSummary};
 use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
 use rf_core::links::{LinkScope, ShareLink};
-use rf_core::session::{Conversation, Fact, FactSource, Session, SessionStatus, StepKind, TimelineStep};
+use rf_core::session::{
+    Conversation, Fact, FactSource, Session, SessionStatus, StepKind, TimelineStep,
+};
 use rf_core::time::Timestamp;
 use serde::de::DeserializeOwned;
 use std::str::FromStr;

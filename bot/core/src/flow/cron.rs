@@ -146,7 +146,10 @@ mod tests {
     fn five_field_crontab_is_accepted() {
         let spec = CronSpec::parse("30 6 1 * *").unwrap();
         let next = spec.next_after(at(2026, 11, 22, 0)).unwrap();
-        assert_eq!((next.month(), next.day(), next.hour(), next.minute()), (12, 1, 6, 30));
+        assert_eq!(
+            (next.month(), next.day(), next.hour(), next.minute()),
+            (12, 1, 6, 30)
+        );
     }
 
     #[test]
@@ -157,7 +160,10 @@ mod tests {
         assert_eq!(next.weekday(), Weekday::Mon);
         let weekdays = CronSpec::parse("0 9 * * 1-5").unwrap();
         let sat_noon = at(2026, 11, 21, 12);
-        assert_eq!(weekdays.next_after(sat_noon).unwrap().weekday(), Weekday::Mon);
+        assert_eq!(
+            weekdays.next_after(sat_noon).unwrap().weekday(),
+            Weekday::Mon
+        );
         let sunday = CronSpec::parse("0 9 * * 7").unwrap();
         assert_eq!(sunday.next_after(sat_noon).unwrap().weekday(), Weekday::Sun);
     }
@@ -173,7 +179,12 @@ mod tests {
         let err = CronSpec::parse("every tuesday").unwrap_err();
         assert!(err.reason.contains("expected 5 fields"), "{err}");
         assert!(CronSpec::parse("61 * * * *").is_err());
-        assert!(CronSpec::parse("0 9 * * 9").unwrap_err().reason.contains("out of range"));
+        assert!(
+            CronSpec::parse("0 9 * * 9")
+                .unwrap_err()
+                .reason
+                .contains("out of range")
+        );
     }
 
     #[test]

@@ -320,14 +320,24 @@ impl Flow {
             FlowBody::Tree(tree) => {
                 for node in &tree.nodes {
                     parts.push(&node.text);
-                    parts.extend([&node.title, &node.help, &node.expect].into_iter().flatten().map(String::as_str));
+                    parts.extend(
+                        [&node.title, &node.help, &node.expect]
+                            .into_iter()
+                            .flatten()
+                            .map(String::as_str),
+                    );
                 }
             }
             FlowBody::Checklist(checklist) | FlowBody::Maintenance { checklist, .. } => {
                 for item in checklist.items() {
                     parts.push(&item.section.title);
                     parts.push(&item.step.text);
-                    parts.extend([&item.step.help, &item.step.expect].into_iter().flatten().map(String::as_str));
+                    parts.extend(
+                        [&item.step.help, &item.step.expect]
+                            .into_iter()
+                            .flatten()
+                            .map(String::as_str),
+                    );
                 }
             }
         }

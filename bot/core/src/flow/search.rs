@@ -22,20 +22,165 @@ pub struct FlowQuery {
 
 /// Words that carry no meaning for matching a support problem.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
-    "be", "been", "before", "being", "but", "by", "can", "cannot", "cant", "could", "did", "didn",
-    "does", "doesn", "doing", "don", "dont", "each", "even", "ever", "every", "for", "from",
-    "get", "gets", "getting", "got", "had", "has", "have", "having", "he", "her", "here", "him",
-    "his", "how", "i", "if", "im", "in", "into", "is", "isn", "it", "its", "ive", "just", "keep",
-    "keeps", "kept", "like", "me", "mine", "more", "most", "my", "need", "needs", "no", "not",
-    "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "please",
-    "really", "s", "said", "says", "she", "should", "since", "so", "some", "still", "t", "than",
-    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to",
-    "too", "trying", "try", "tried", "up", "us", "very", "was", "wasn", "we", "were", "what",
-    "when", "where", "which", "while", "who", "why", "will", "with", "won", "wont", "would",
-    "yet", "you", "your", "help", "issue", "issues", "problem", "problems", "user", "users",
-    "customer", "customers", "client", "clients", "today", "morning", "anymore", "suddenly",
-    "since", "started", "starting", "work", "working", "works", "doesnt", "isnt", "wont",
+    "a",
+    "about",
+    "after",
+    "again",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "before",
+    "being",
+    "but",
+    "by",
+    "can",
+    "cannot",
+    "cant",
+    "could",
+    "did",
+    "didn",
+    "does",
+    "doesn",
+    "doing",
+    "don",
+    "dont",
+    "each",
+    "even",
+    "ever",
+    "every",
+    "for",
+    "from",
+    "get",
+    "gets",
+    "getting",
+    "got",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "him",
+    "his",
+    "how",
+    "i",
+    "if",
+    "im",
+    "in",
+    "into",
+    "is",
+    "isn",
+    "it",
+    "its",
+    "ive",
+    "just",
+    "keep",
+    "keeps",
+    "kept",
+    "like",
+    "me",
+    "mine",
+    "more",
+    "most",
+    "my",
+    "need",
+    "needs",
+    "no",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "out",
+    "over",
+    "please",
+    "really",
+    "s",
+    "said",
+    "says",
+    "she",
+    "should",
+    "since",
+    "so",
+    "some",
+    "still",
+    "t",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "to",
+    "too",
+    "trying",
+    "try",
+    "tried",
+    "up",
+    "us",
+    "very",
+    "was",
+    "wasn",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "why",
+    "will",
+    "with",
+    "won",
+    "wont",
+    "would",
+    "yet",
+    "you",
+    "your",
+    "help",
+    "issue",
+    "issues",
+    "problem",
+    "problems",
+    "user",
+    "users",
+    "customer",
+    "customers",
+    "client",
+    "clients",
+    "today",
+    "morning",
+    "anymore",
+    "suddenly",
+    "since",
+    "started",
+    "starting",
+    "work",
+    "working",
+    "works",
+    "doesnt",
+    "isnt",
+    "wont",
 ];
 
 /// MSP shorthand and everyday words, each mapped to the words a flow author would use.
@@ -111,7 +256,9 @@ impl FlowQuery {
                 for expansion in *expansions {
                     add(expansion, &mut terms);
                 }
-            } else if !STOP_WORDS.contains(&word) && (word.len() > 1 || word.chars().all(|c| c.is_ascii_digit())) {
+            } else if !STOP_WORDS.contains(&word)
+                && (word.len() > 1 || word.chars().all(|c| c.is_ascii_digit()))
+            {
                 add(word, &mut terms);
             }
         }
@@ -137,27 +284,45 @@ mod tests {
 
     #[test]
     fn stop_words_and_punctuation_fall_away() {
-        assert_eq!(words("Outlook keeps asking for my password!"), ["outlook", "asking", "password"]);
+        assert_eq!(
+            words("Outlook keeps asking for my password!"),
+            ["outlook", "asking", "password"]
+        );
         assert_eq!(words("I can't print"), ["print", "printer"]);
     }
 
     #[test]
     fn shorthand_expands_to_the_words_flows_use() {
-        assert_eq!(words("user locked out, pw reset"), ["locked", "lockout", "pw", "password", "reset"]);
+        assert_eq!(
+            words("user locked out, pw reset"),
+            ["locked", "lockout", "pw", "password", "reset"]
+        );
     }
 
     #[test]
     fn only_safe_characters_survive() {
-        let query = FlowQuery::from_problem(r#"vpn "OR" NEAR(x) ; DROP TABLE flows; -- 'quote' * :* |"#);
+        let query =
+            FlowQuery::from_problem(r#"vpn "OR" NEAR(x) ; DROP TABLE flows; -- 'quote' * :* |"#);
         for term in &query.terms {
-            assert!(term.text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{term:?}");
+            assert!(
+                term.text
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                "{term:?}"
+            );
         }
     }
 
     #[test]
     fn short_words_are_not_prefixes() {
         let query = FlowQuery::from_problem("vpn dropping");
-        assert_eq!(query.terms[0], QueryTerm { text: "vpn".into(), prefix: false });
+        assert_eq!(
+            query.terms[0],
+            QueryTerm {
+                text: "vpn".into(),
+                prefix: false
+            }
+        );
         assert!(query.terms[1].prefix);
     }
 

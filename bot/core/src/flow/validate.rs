@@ -161,7 +161,9 @@ pub fn validate(doc: &FlowDocument) -> Result<Flow, Vec<FlowIssue>> {
         issues.push(FlowIssue::flow(FlowProblem::BadId { id: doc.id.clone() }));
     }
     if doc.title.trim().is_empty() {
-        issues.push(FlowIssue::flow(FlowProblem::MissingField { field: "title" }));
+        issues.push(FlowIssue::flow(FlowProblem::MissingField {
+            field: "title",
+        }));
     }
     let body = match doc.kind {
         FlowKind::Troubleshooting => {
@@ -238,7 +240,11 @@ pub fn validate(doc: &FlowDocument) -> Result<Flow, Vec<FlowIssue>> {
     }
 }
 
-fn reject_fields(doc: &FlowDocument, present: &[(&'static str, bool)], issues: &mut Vec<FlowIssue>) {
+fn reject_fields(
+    doc: &FlowDocument,
+    present: &[(&'static str, bool)],
+    issues: &mut Vec<FlowIssue>,
+) {
     for (field, is_present) in present {
         if *is_present {
             issues.push(FlowIssue::flow(FlowProblem::FieldNotForKind {
@@ -294,7 +300,10 @@ fn validate_checklist(
                 issues.push(FlowIssue::at(&id, FlowProblem::DuplicateId));
             }
             if step.text.trim().is_empty() {
-                issues.push(FlowIssue::at(&id, FlowProblem::MissingField { field: "text" }));
+                issues.push(FlowIssue::at(
+                    &id,
+                    FlowProblem::MissingField { field: "text" },
+                ));
             }
             steps.push(ChecklistStep {
                 id,
@@ -315,7 +324,9 @@ fn validate_checklist(
 fn validate_tree(doc: &FlowDocument, issues: &mut Vec<FlowIssue>) -> Option<Tree> {
     let before = issues.len();
     if doc.nodes.is_empty() {
-        issues.push(FlowIssue::flow(FlowProblem::MissingField { field: "nodes" }));
+        issues.push(FlowIssue::flow(FlowProblem::MissingField {
+            field: "nodes",
+        }));
         return None;
     }
     let mut nodes: Vec<Node> = Vec::with_capacity(doc.nodes.len());
@@ -323,7 +334,9 @@ fn validate_tree(doc: &FlowDocument, issues: &mut Vec<FlowIssue>) -> Option<Tree
     for raw in &doc.nodes {
         let id = raw.id.trim();
         if id.is_empty() {
-            issues.push(FlowIssue::flow(FlowProblem::MissingField { field: "nodes[].id" }));
+            issues.push(FlowIssue::flow(FlowProblem::MissingField {
+                field: "nodes[].id",
+            }));
             continue;
         }
         if !is_valid_id(id) {
@@ -335,7 +348,10 @@ fn validate_tree(doc: &FlowDocument, issues: &mut Vec<FlowIssue>) -> Option<Tree
         }
         index.insert(id, nodes.len());
         if raw.text.trim().is_empty() {
-            issues.push(FlowIssue::at(id, FlowProblem::MissingField { field: "text" }));
+            issues.push(FlowIssue::at(
+                id,
+                FlowProblem::MissingField { field: "text" },
+            ));
         }
         let mut branches: Vec<Branch> = raw
             .branches
@@ -392,7 +408,12 @@ fn validate_tree(doc: &FlowDocument, issues: &mut Vec<FlowIssue>) -> Option<Tree
         let mut labels = HashSet::new();
         for branch in &branches {
             if branch.label.is_empty() {
-                issues.push(FlowIssue::at(id, FlowProblem::MissingField { field: "branches[].label" }));
+                issues.push(FlowIssue::at(
+                    id,
+                    FlowProblem::MissingField {
+                        field: "branches[].label",
+                    },
+                ));
             } else if !labels.insert(branch.label.to_lowercase()) {
                 issues.push(FlowIssue::at(
                     id,
@@ -466,8 +487,7 @@ fn validate_tree(doc: &FlowDocument, issues: &mut Vec<FlowIssue>) -> Option<Tree
             continue;
         }
         for (j, node) in nodes.iter().enumerate() {
-            if !reaches_solution[j] && node.branches.iter().any(|b| position(&b.next) == Some(i))
-            {
+            if !reaches_solution[j] && node.branches.iter().any(|b| position(&b.next) == Some(i)) {
                 queue.push_back(j);
             }
         }
@@ -531,7 +551,13 @@ nodes:
         };
         assert_eq!(tree.start, "power");
         let spooler = tree.node("spooler").unwrap();
-        assert_eq!(spooler.branches, vec![Branch { label: "Done".into(), next: "fixed".into() }]);
+        assert_eq!(
+            spooler.branches,
+            vec![Branch {
+                label: "Done".into(),
+                next: "fixed".into()
+            }]
+        );
         assert_eq!(flow.meta.status, FlowStatus::Published);
     }
 
@@ -547,23 +573,43 @@ nodes:
         let broken = PRINTER.replace("next: power-on", "next: power-cycle");
         let errors = problems(&broken);
         assert!(
-            errors.contains(&"node `power`: branch \"No\" points to `power-cycle`, which does not exist".to_owned()),
+            errors.contains(
+                &"node `power`: branch \"No\" points to `power-cycle`, which does not exist"
+                    .to_owned()
+            ),
             "{errors:?}"
         );
         // power-on is now unreachable as well.
-        assert!(errors.iter().any(|e| e.starts_with("node `power-on`: no path from `start`")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("node `power-on`: no path from `start`")),
+            "{errors:?}"
+        );
     }
 
     #[test]
     fn the_file_name_leads_every_message() {
-        let err = parse_flow_yaml("flows/broken.yaml", &PRINTER.replace("next: fixed", "next: nowhere")).unwrap_err();
-        assert!(err.to_string().starts_with("flows/broken.yaml: node `spooler`"), "{err}");
+        let err = parse_flow_yaml(
+            "flows/broken.yaml",
+            &PRINTER.replace("next: fixed", "next: nowhere"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("flows/broken.yaml: node `spooler`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn duplicate_ids_are_reported() {
         let dup = PRINTER.replace("id: fixed", "id: power-on");
-        assert!(problems(&dup).iter().any(|e| e == "node `power-on`: the id is used more than once"));
+        assert!(
+            problems(&dup)
+                .iter()
+                .any(|e| e == "node `power-on`: the id is used more than once")
+        );
     }
 
     #[test]
@@ -583,7 +629,10 @@ nodes:
     next: a
 "#;
         let errors = problems(yaml);
-        assert!(errors.iter().any(|e| e.contains("has no solution node")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("has no solution node")),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -610,8 +659,19 @@ nodes:
     text: Done
 "#;
         let errors = problems(yaml);
-        assert!(errors.contains(&"node `b`: no solution can be reached from here (the walk would loop forever)".to_owned()), "{errors:?}");
-        assert!(errors.iter().any(|e| e.starts_with("node `c`: no solution")), "{errors:?}");
+        assert!(
+            errors.contains(
+                &"node `b`: no solution can be reached from here (the walk would loop forever)"
+                    .to_owned()
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("node `c`: no solution")),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -633,13 +693,24 @@ nodes:
     text: Fixed
 "#;
         let errors = problems(yaml);
-        assert!(errors.contains(&"node `q`: a question needs at least two answers".to_owned()), "{errors:?}");
-        assert!(errors.iter().any(|e| e.starts_with("node `act`: a action needs a way forward")), "{errors:?}");
+        assert!(
+            errors.contains(&"node `q`: a question needs at least two answers".to_owned()),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("node `act`: a action needs a way forward")),
+            "{errors:?}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_syntax_errors_with_a_line() {
-        let errors = problems(&PRINTER.replace("branches:\n      - { label: \"Yes\"", "brances:\n      - { label: \"Yes\""));
+        let errors = problems(&PRINTER.replace(
+            "branches:\n      - { label: \"Yes\"",
+            "brances:\n      - { label: \"Yes\"",
+        ));
         assert!(errors[0].contains("invalid YAML at line"), "{errors:?}");
         assert!(errors[0].contains("brances"), "{errors:?}");
     }
@@ -657,8 +728,16 @@ sections:
       - text: Review the patch report
 "#;
         let errors = problems(yaml);
-        assert!(errors.iter().any(|e| e.contains("is not a valid cron schedule")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("at least one target")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("is not a valid cron schedule")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("at least one target")),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -678,7 +757,12 @@ sections:
       - text: Image the laptop
 "#;
         let flow = parse_flow_yaml("onboarding.yaml", yaml).unwrap();
-        let ids: Vec<_> = flow.checklist().unwrap().items().map(|i| i.step.id.clone()).collect();
+        let ids: Vec<_> = flow
+            .checklist()
+            .unwrap()
+            .items()
+            .map(|i| i.step.id.clone())
+            .collect();
         assert_eq!(ids, ["1.1", "m365", "2.1"]);
     }
 
@@ -693,6 +777,8 @@ sections:
   - title: S
     steps: [{text: x}]
 "#;
-        assert!(problems(yaml).contains(&"`start` does not belong in a procedural flow".to_owned()));
+        assert!(
+            problems(yaml).contains(&"`start` does not belong in a procedural flow".to_owned())
+        );
     }
 }

@@ -1,0 +1,420 @@
+//! The command line.
+
+use crate::app::App;
+use crate::config::Config;
+use crate::flows;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rf_core::domain::Role;
+use rf_core::flow::{FlowBody, FlowSource, SaveOutcome};
+use rf_core::ids::SessionId;
+use rf_core::links::LinkScope;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+/// ResolutionFlow: chat-ops troubleshooting for MSPs.
+///
+/// With no command it serves: the web companion and webhooks on RF_LISTEN (default
+/// 127.0.0.1:8080), plus the console when stdin is a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "resolutionflow", version)]
+struct Cli {
+    /// A TOML configuration file (default: ./resolutionflow.toml if it exists).
+    #[arg(long, global = true, env = "RF_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the companion and webhooks (the default).
+    Serve {
+        /// Do not start the console even when stdin is a terminal.
+        #[arg(long)]
+        no_console: bool,
+    },
+    /// The console: troubleshoot in this terminal (works with piped input, for scripts).
+    Console {
+        /// Do not serve the companion while the console runs.
+        #[arg(long)]
+        no_http: bool,
+    },
+    /// Validate, import, export or list flow files.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a signed companion link to a session's timeline.
+    Link {
+        /// The session id (shown on its companion page and in exports).
+        session: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FlowsCommand {
+    /// Check flow files without importing; exits non-zero if any is invalid.
+    Validate {
+        /// Files or folders of .yaml files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Import flow files (valid files are imported; invalid ones are reported and skipped).
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write every flow in the library to <dir>/<id>.yaml.
+    Export { dir: PathBuf },
+    /// List the flow library.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the default configuration as TOML.
+    Default,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Commands that need neither configuration nor a runtime.
+    match &cli.command {
+        Some(Command::Config {
+            command: ConfigCommand::Default,
+        }) => {
+            print!("{}", Config::default_toml());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Flows {
+            command: FlowsCommand::Validate { paths },
+        }) => return validate(paths),
+        _ => {}
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let console_mode = matches!(cli.command, Some(Command::Console { .. }))
+        || (cli.command.is_none() && std::io::stdin().is_terminal());
+    init_tracing(&config, console_mode);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &Config, console_mode: bool) {
+    use tracing_subscriber::EnvFilter;
+    // In the console, logs would interleave with the conversation: only warnings, unless asked.
+    let level = match std::env::var("RF_LOG") {
+        Ok(level) => level,
+        Err(_) if console_mode => "warn".to_owned(),
+        Err(_) => config.log.level.clone(),
+    };
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Option<Command>, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        None => serve(config, std::io::stdin().is_terminal()).await,
+        Some(Command::Serve { no_console }) => {
+            serve(config, !no_console && std::io::stdin().is_terminal()).await
+        }
+        Some(Command::Console { no_http }) => console(config, !no_http).await,
+        Some(Command::Flows { command }) => flows_command(command, config).await,
+        Some(Command::Link { session }) => link(&session, config).await,
+        Some(Command::Config { .. }) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (set RF_LISTEN to use another address)",
+                config.http.listen
+            )
+        })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn serve(config: Config, with_console: bool) -> anyhow::Result<ExitCode> {
+    let app = App::build(config).await?;
+    let listener = bind(&app.config).await?;
+    eprintln!(
+        "ResolutionFlow is running: companion at {}",
+        app.config.public_url()
+    );
+    if with_console {
+        let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<()>();
+        let console = make_console(&app).await?;
+        tokio::spawn(async move {
+            if let Err(e) = rf_console::run(
+                console,
+                tokio::io::BufReader::new(tokio::io::stdin()),
+                tokio::io::stdout(),
+                true,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "console failed");
+            }
+            let _ = quit_tx.send(());
+        });
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown_signal() => {},
+                _ = quit_rx => {},
+            }
+        };
+        app.serve(listener, shutdown).await?;
+    } else {
+        app.serve(listener, shutdown_signal()).await?;
+    }
+    app.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn make_console(app: &App) -> anyhow::Result<rf_console::Console> {
+    let role: Role = app.config.console.role.parse().context("console.role")?;
+    rf_console::Console::new(app.engine.clone(), &app.config.console.user, role)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn console(config: Config, with_http: bool) -> anyhow::Result<ExitCode> {
+    let app = App::build(config).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = if with_http {
+        match bind(&app.config).await {
+            Ok(listener) => {
+                let app = app.clone();
+                Some(tokio::spawn(async move {
+                    let stop = async {
+                        let _ = stop_rx.await;
+                    };
+                    if let Err(e) = app.serve(listener, stop).await {
+                        tracing::error!(error = %e, "companion stopped");
+                    }
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the companion is not served; links will not open");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let console = make_console(&app).await?;
+    let interactive = std::io::stdin().is_terminal();
+    rf_console::run(
+        console,
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        tokio::io::stdout(),
+        interactive,
+    )
+    .await?;
+    let _ = stop_tx.send(());
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    app.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(flow: &rf_core::flow::Flow) -> String {
+    match &flow.body {
+        FlowBody::Tree(tree) => format!("{} nodes", tree.nodes.len()),
+        FlowBody::Checklist(checklist) => format!("{} steps", checklist.len()),
+        FlowBody::Maintenance {
+            schedule,
+            targets,
+            checklist,
+        } => format!(
+            "{} steps × {} targets, schedule `{schedule}`",
+            checklist.len(),
+            targets.len()
+        ),
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    let files = match flows::read_flow_files(paths) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no .yaml flow files found");
+        return ExitCode::from(2);
+    }
+    let mut invalid = 0;
+    for file in &files {
+        match &file.result {
+            Ok(flow) => println!(
+                "ok      {}: {} ({}, {})",
+                file.path.display(),
+                flow.meta.title,
+                flow.meta.kind,
+                describe(flow)
+            ),
+            Err(e) => {
+                invalid += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    println!("{} valid, {invalid} invalid", files.len() - invalid);
+    if invalid > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn flows_command(command: FlowsCommand, config: Config) -> anyhow::Result<ExitCode> {
+    let app = App::build(config).await?;
+    let store = app.store.as_ref();
+    let code = match command {
+        FlowsCommand::Validate { paths } => validate(&paths),
+        FlowsCommand::Import { paths } => {
+            let files = flows::read_flow_files(&paths)?;
+            let mut valid = Vec::new();
+            let mut invalid = 0;
+            for file in &files {
+                match &file.result {
+                    Ok(flow) => valid.push(flow),
+                    Err(e) => {
+                        invalid += 1;
+                        eprintln!("{e}");
+                        eprintln!("not imported: {}", file.path.display());
+                    }
+                }
+            }
+            let outcomes = flows::import(
+                store,
+                app.account.id,
+                &valid,
+                FlowSource::Imported,
+                app.engine.now(),
+            )
+            .await?;
+            for (slug, outcome, version) in &outcomes {
+                let word = match outcome {
+                    SaveOutcome::Created => "created",
+                    SaveOutcome::Updated => "updated",
+                    SaveOutcome::Unchanged => "unchanged",
+                };
+                println!("{word:<9} {slug} (v{version})");
+            }
+            println!("{} imported, {invalid} invalid", outcomes.len());
+            if invalid > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        FlowsCommand::Export { dir } => {
+            let count = flows::export(store, app.account.id, &dir).await?;
+            println!("exported {count} flows to {}", dir.display());
+            ExitCode::SUCCESS
+        }
+        FlowsCommand::List => {
+            use rf_core::Store as _;
+            for flow in store.list_flows(app.account.id).await? {
+                println!(
+                    "{:<28} v{:<3} {:<16} {:<24} {}",
+                    flow.slug, flow.version, flow.kind, flow.category, flow.title
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    app.store.close().await;
+    Ok(code)
+}
+
+async fn link(session: &str, config: Config) -> anyhow::Result<ExitCode> {
+    use rf_core::Store as _;
+    let app = App::build(config).await?;
+    let id = SessionId::parse(session)?;
+    let session = app
+        .store
+        .get_session(app.account.id, id)
+        .await
+        .with_context(|| format!("session {id} in account \"{}\"", app.account.name))?;
+    let owner = app.store.get_user(app.account.id, session.owner_id).await?;
+    let url = app
+        .engine
+        .share_link(
+            app.account.id,
+            owner.id,
+            owner.role,
+            LinkScope::Session(session.id),
+        )
+        .await?
+        .context("the companion is not configured")?;
+    println!("{url}");
+    app.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,308 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `RF_*` environment variables.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration. Every field has a default, so an empty file is a valid file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub security: SecurityConfig,
+    pub companion: CompanionConfig,
+    pub flows: FlowsConfig,
+    pub bootstrap: BootstrapConfig,
+    pub console: ConsoleConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://./resolutionflow.db` (single node) or `postgres://user@host/db` (replicas).
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./resolutionflow.db".to_owned(),
+            max_connections: 10,
+            acquire_timeout_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where the companion and webhooks listen.
+    pub listen: String,
+    /// How people and platforms reach this server (links are built from it). Defaults to
+    /// `http://<listen>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered with 408.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// 32 random bytes, base64. Signs companion links and encrypts stored secrets. Set it
+    /// (`RF_MASTER_KEY`) on every replica of a multi-replica deployment.
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<SecretString>,
+    /// Where a generated master key is kept when `master_key` is not set (single node).
+    pub key_file: PathBuf,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            key_file: PathBuf::from("./resolutionflow.key"),
+        }
+    }
+}
+
+fn redacted<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(value) if !value.expose_secret().is_empty() => serializer.serialize_str("[REDACTED]"),
+        _ => serializer.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompanionConfig {
+    /// How long a link from the bot can be opened.
+    pub link_ttl_minutes: i64,
+    /// How long the browser stays signed in after opening a link.
+    pub cookie_ttl_minutes: i64,
+}
+
+impl Default for CompanionConfig {
+    fn default() -> Self {
+        Self {
+            link_ttl_minutes: 24 * 60,
+            cookie_ttl_minutes: 12 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowsConfig {
+    /// Load the bundled sample flows into an account whose library is empty.
+    pub load_samples: bool,
+    /// A folder of flow files imported (created or updated) at every start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_dir: Option<PathBuf>,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        Self {
+            load_samples: true,
+            import_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// The account the console (and the CLI) work in, created on first start.
+    pub account_name: String,
+    pub team_name: String,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            account_name: "My MSP".to_owned(),
+            team_name: "Service Desk".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Who you are when the console starts (`/as` switches).
+    pub user: String,
+    pub role: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            user: "you".to_owned(),
+            role: "owner".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// A tracing filter: `info`, `warn,resolutionflow=debug`, …
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "pretty".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Flat environment names and the settings they set. Any other setting is reachable as
+/// `RF_<SECTION>__<KEY>`, e.g. `RF_COMPANION__LINK_TTL_MINUTES`.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("database_url", "database.url"),
+    ("listen", "http.listen"),
+    ("public_url", "http.public_url"),
+    ("master_key", "security.master_key"),
+    ("key_file", "security.key_file"),
+    ("log", "log.level"),
+    ("log_format", "log.format"),
+    ("load_samples", "flows.load_samples"),
+    ("flows_dir", "flows.import_dir"),
+];
+
+const SECTIONS: &[&str] = &[
+    "database",
+    "http",
+    "security",
+    "companion",
+    "flows",
+    "bootstrap",
+    "console",
+    "log",
+];
+
+fn env_key(key: &str) -> Option<String> {
+    let key = key.to_ascii_lowercase();
+    if let Some((_, path)) = ENV_ALIASES.iter().find(|(alias, _)| *alias == key) {
+        return Some((*path).to_owned());
+    }
+    let (section, rest) = key.split_once("__")?;
+    SECTIONS
+        .contains(&section)
+        .then(|| format!("{section}.{}", rest.replace("__", ".")))
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` (or `./resolutionflow.toml` if it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("resolutionflow.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("resolutionflow.toml"));
+            }
+            None => {}
+        }
+        let env = Env::prefixed("RF_")
+            .filter(|key| env_key(key.as_str()).is_some())
+            .map(|key| env_key(key.as_str()).unwrap_or_default().into());
+        figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The default configuration as a commented TOML file.
+    pub fn default_toml() -> String {
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        format!(
+            "# ResolutionFlow configuration. Every value shown is the default.\n\
+             # Environment variables override this file: RF_DATABASE_URL, RF_LISTEN, RF_PUBLIC_URL,\n\
+             # RF_MASTER_KEY, RF_LOG, RF_LOG_FORMAT, or RF_<SECTION>__<KEY> for anything else.\n\
+             # security.master_key (RF_MASTER_KEY) is never printed; set it from a secret store.\n\n{body}"
+        )
+    }
+
+    /// The URL people and platforms use to reach this server.
+    pub fn public_url(&self) -> String {
+        self.http
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.http.listen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_map_to_settings() {
+        assert_eq!(env_key("DATABASE_URL").as_deref(), Some("database.url"));
+        assert_eq!(
+            env_key("COMPANION__LINK_TTL_MINUTES").as_deref(),
+            Some("companion.link_ttl_minutes")
+        );
+        assert_eq!(env_key("TEST_DATABASE_URL"), None);
+        assert_eq!(env_key("NOPE__X"), None);
+    }
+
+    #[test]
+    fn the_default_file_parses_back() {
+        let text = Config::default_toml();
+        let parsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.database.url, "sqlite://./resolutionflow.db");
+        assert_eq!(parsed.http.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let mut config = Config::default();
+        config.security.master_key = Some(SecretString::from(
+            "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==",
+        ));
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains("[REDACTED]"));
+        assert!(!text.contains("c2VjcmV0"));
+        assert!(!format!("{config:?}").contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The master key and the keys derived from it.
+//!
+//! One 32-byte master key (`RF_MASTER_KEY`, base64) is the root of every secret the server holds:
+//! companion link signing now, encryption of stored credentials later. Each use gets its own key,
+//! derived with HKDF-SHA256, so one purpose can never be mistaken for another. Without a configured
+//! key, a single node generates one into a file readable only by its owner.
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hkdf::Hkdf;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::Sha256;
+use std::path::Path;
+
+/// The root key. Its `Debug` never shows the bytes.
+pub struct MasterKey(SecretBox<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([REDACTED])")
+    }
+}
+
+/// Where the key came from, for the startup log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Configured,
+    KeyFile,
+    Generated,
+}
+
+impl MasterKey {
+    pub fn from_base64(text: &str) -> anyhow::Result<Self> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .context("the master key is not valid base64")?;
+        let array: [u8; 32] = bytes.try_into().map_err(|bytes: Vec<u8>| {
+            anyhow::anyhow!("the master key must be 32 bytes, not {}", bytes.len())
+        })?;
+        Ok(Self(SecretBox::new(Box::new(array))))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0.expose_secret())
+    }
+
+    /// The configured key, else the key file, else a new key written to the key file.
+    pub fn load(
+        configured: Option<&SecretString>,
+        key_file: &Path,
+    ) -> anyhow::Result<(Self, KeySource)> {
+        if let Some(secret) = configured.filter(|s| !s.expose_secret().trim().is_empty()) {
+            return Ok((
+                Self::from_base64(secret.expose_secret())?,
+                KeySource::Configured,
+            ));
+        }
+        if key_file.exists() {
+            let text = std::fs::read_to_string(key_file)
+                .with_context(|| format!("reading the key file {}", key_file.display()))?;
+            let key = Self::from_base64(&text)
+                .with_context(|| format!("the key file {} is damaged", key_file.display()))?;
+            return Ok((key, KeySource::KeyFile));
+        }
+        let key = Self::generate();
+        write_private(key_file, &key.to_base64())
+            .with_context(|| format!("writing a new key file {}", key_file.display()))?;
+        Ok((key, KeySource::Generated))
+    }
+
+    /// The 32-byte key for one purpose.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let hk = Hkdf::<Sha256>::new(Some(b"resolutionflow"), self.0.expose_secret());
+        let mut out = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's output limit.
+        if hk.expand(purpose.as_bytes(), &mut out).is_err() {
+            unreachable!("HKDF output length is fixed and valid");
+        }
+        out
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, _contents: &str) -> anyhow::Result<()> {
+    bail!(
+        "set RF_MASTER_KEY: generating a protected key file ({}) is only supported on Unix",
+        path.display()
+    )
+}
+
+/// Refuses a master key that is obviously not random.
+pub fn check_strength(key: &MasterKey) -> anyhow::Result<()> {
+    let bytes = key.0.expose_secret();
+    if bytes.iter().all(|b| *b == bytes[0]) {
+        bail!("the master key is a repeated byte; generate one with `openssl rand -base64 32`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_get_different_keys() {
+        let key = MasterKey::generate();
+        assert_ne!(key.derive("companion-links"), key.derive("credentials"));
+        assert_eq!(key.derive("companion-links"), key.derive("companion-links"));
+    }
+
+    #[test]
+    fn a_generated_key_file_is_reused_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rf.key");
+        let (first, source) = MasterKey::load(None, &path).unwrap();
+        assert_eq!(source, KeySource::Generated);
+        let (again, source) = MasterKey::load(None, &path).unwrap();
+        assert_eq!(source, KeySource::KeyFile);
+        assert_eq!(first.to_base64(), again.to_base64());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn bad_keys_are_explained() {
+        let short = MasterKey::from_base64("c2hvcnQ=").unwrap_err();
+        assert!(short.to_string().contains("32 bytes"), "{short}");
+        assert!(
+            MasterKey::from_base64("!!!")
+                .unwrap_err()
+                .to_string()
+                .contains("base64")
+        );
+        let zeros = MasterKey::from_base64(&STANDARD.encode([0u8; 32])).unwrap();
+        assert!(check_strength(&zeros).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        assert_eq!(
+            format!("{:?}", MasterKey::generate()),
+            "MasterKey([REDACTED])"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Page and download handlers.
+
+use crate::links::{TokenError, TokenKind};
+use crate::{COOKIE, CompanionError, CompanionState, Viewer};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use minijinja::context;
+use rf_core::StoreError;
+use rf_core::effect::ExportFormat;
+use rf_core::engine::export_session;
+use rf_core::export::describe_step;
+use rf_core::ids::SessionId;
+use rf_core::links::LinkScope;
+use rf_core::redact::Redactor;
+use rf_core::session::{SessionFilter, SessionStatus};
+use serde::{Deserialize, Serialize};
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub(crate) async fn readyz(State(state): State<CompanionState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> CompanionError {
+    CompanionError::NotFound
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LinkQuery {
+    token: Option<String>,
+}
+
+/// Exchanges a link for a session cookie and goes to the page the link was made for.
+pub(crate) async fn open_link(
+    State(state): State<CompanionState>,
+    Query(query): Query<LinkQuery>,
+    jar: CookieJar,
+) -> Result<(CookieJar, Redirect), CompanionError> {
+    let token = query
+        .token
+        .ok_or(CompanionError::BadToken(TokenError::Invalid))?;
+    let now = state.clock.now();
+    let claims = state
+        .keys
+        .verify(&token, TokenKind::Link, now)
+        .map_err(CompanionError::BadToken)?;
+    let link = state
+        .store
+        .get_link(claims.acc, claims.jti)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => CompanionError::BadToken(TokenError::Invalid),
+            other => other.into(),
+        })?;
+    if link.revoked_at.is_some() {
+        return Err(CompanionError::Revoked);
+    }
+    let expires = now.plus_millis(state.cookie_ttl_millis);
+    let cookie_token = state.keys.sign(&link, TokenKind::Cookie, now, expires);
+    let cookie = Cookie::build((COOKIE, cookie_token))
+        .http_only(true)
+        .secure(state.secure_cookies())
+        .same_site(SameSite::Lax)
+        .path("/")
+        .max_age(cookie::time::Duration::milliseconds(
+            state.cookie_ttl_millis,
+        ))
+        .build();
+    let target = match link.scope {
+        LinkScope::Session(id) => format!("/sessions/{id}"),
+        LinkScope::Account => "/".to_owned(),
+    };
+    Ok((jar.add(cookie), Redirect::to(&target)))
+}
+
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    id: String,
+    problem: String,
+    status: &'static str,
+    updated: String,
+}
+
+pub(crate) async fn home(
+    State(state): State<CompanionState>,
+    Viewer(claims): Viewer,
+) -> Result<Response, CompanionError> {
+    if let LinkScope::Session(id) = claims.scope {
+        return Ok(Redirect::to(&format!("/sessions/{id}")).into_response());
+    }
+    let account = state.store.get_account(claims.acc).await?;
+    let sessions = state
+        .store
+        .list_sessions(
+            claims.acc,
+            &SessionFilter {
+                status: None,
+                limit: 50,
+            },
+        )
+        .await?;
+    let redactor = Redactor::new();
+    let rows: Vec<SessionRow> = sessions
+        .into_iter()
+        .map(|s| SessionRow {
+            id: s.id.to_string(),
+            problem: redactor.redact(&s.problem).into_owned(),
+            status: status_label(s.status),
+            updated: s.updated_at.display_utc(),
+        })
+        .collect();
+    Ok(state
+        .render("home.html", context! { account => account.name, sessions => minijinja::Value::from(minijinja::value::Serde(&rows)) })?
+        .into_response())
+}
+
+fn status_label(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Active => "In progress",
+        SessionStatus::Parked => "Parked",
+        SessionStatus::Escalated => "Escalated",
+        SessionStatus::Resolved => "Resolved",
+        SessionStatus::Abandoned => "Abandoned",
+    }
+}
+
+fn parse_session_id(text: &str) -> Result<SessionId, CompanionError> {
+    SessionId::parse(text).map_err(|_| CompanionError::NotFound)
+}
+
+#[derive(Debug, Serialize)]
+struct StepView {
+    time: String,
+    text: String,
+    emphasis: Option<String>,
+    output: Option<String>,
+    prompt: bool,
+}
+
+/// A session's timeline.
+pub(crate) async fn session(
+    State(state): State<CompanionState>,
+    Viewer(claims): Viewer,
+    Path(id): Path<String>,
+) -> Result<Html<String>, CompanionError> {
+    let id = parse_session_id(&id)?;
+    if !claims.scope.allows_session(id) {
+        return Err(CompanionError::NotFound);
+    }
+    let store = &state.store;
+    let session = store.get_session(claims.acc, id).await?;
+    let timeline = store.timeline(claims.acc, id).await?;
+    let facts = store.facts(claims.acc, id).await?;
+    let owner = store.get_user(claims.acc, session.owner_id).await?;
+    let redactor = Redactor::new();
+    let clean = |text: &str| redactor.redact(text).into_owned();
+    let steps: Vec<StepView> = timeline
+        .iter()
+        .map(|step| {
+            let line = describe_step(step);
+            StepView {
+                time: line.time,
+                text: clean(&line.text),
+                emphasis: line.emphasis.as_deref().map(clean),
+                output: line.output.as_deref().map(clean),
+                prompt: line.prompt,
+            }
+        })
+        .collect();
+    let facts: Vec<String> = facts.iter().map(|f| clean(&f.text)).collect();
+    let exports = [
+        ExportFormat::Markdown,
+        ExportFormat::Text,
+        ExportFormat::Html,
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.extension(),
+            format!("/sessions/{id}/export/{}", f.extension()),
+        )
+    })
+    .collect::<Vec<_>>();
+    state.render(
+        "session.html",
+        context! {
+            problem => clean(&session.problem),
+            status => status_label(session.status),
+            owner => owner.display_name,
+            flow => session.flow.as_ref().map(|f| f.meta.title.clone()),
+            ticket => session.psa_ticket,
+            started => session.created_at.display_utc(),
+            resolved => session.resolved_at.map(|t| t.display_utc()),
+            resolution => session.resolution.as_deref().map(clean),
+            steps => minijinja::Value::from(minijinja::value::Serde(&steps)),
+            facts => facts,
+            exports => exports,
+            account_scope => claims.scope == LinkScope::Account,
+        },
+    )
+}
+
+/// A session's documentation as a download.
+pub(crate) async fn export(
+    State(state): State<CompanionState>,
+    Viewer(claims): Viewer,
+    Path((id, format)): Path<(String, String)>,
+) -> Result<Response, CompanionError> {
+    let id = parse_session_id(&id)?;
+    if !claims.scope.allows_session(id) {
+        return Err(CompanionError::NotFound);
+    }
+    let format = ExportFormat::parse(&format).ok_or(CompanionError::NotFound)?;
+    let document = export_session(
+        state.store.as_ref(),
+        &Redactor::new(),
+        claims.acc,
+        id,
+        format,
+    )
+    .await?;
+    let disposition = format!("attachment; filename=\"{}\"", document.filename);
+    let mut response = document.content.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.mime()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The error page, rendered without the state (errors can happen before it is available).
+pub(crate) fn error_page(status: StatusCode, title: &str, detail: &str) -> String {
+    let env = super::templates();
+    env.get_template("error.html")
+        .and_then(|t| {
+            t.render(context! { status => status.as_u16(), title => title, detail => detail })
+        })
+        .unwrap_or_else(|_| format!("{} {title}: {detail}", status.as_u16()))
+}
