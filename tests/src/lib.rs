@@ -6,7 +6,10 @@
 //! backends.
 #![forbid(unsafe_code)]
 
+use resolutionflow::app::App;
+use resolutionflow::config::Config;
 use rf_core::domain::{Account, InstallationRef, Platform, Team};
+use rf_core::time::Clock;
 use rf_core::flow::{Flow, FlowSource, parse_flow_yaml};
 use rf_core::time::Timestamp;
 use rf_core::{Store, StoreResult};
@@ -139,6 +142,47 @@ pub fn with_database(url: &str, database: &str) -> String {
     match query {
         Some(query) => format!("{server}/{database}?{query}"),
         None => format!("{server}/{database}"),
+    }
+}
+
+/// A running app on the test database: its HTTP listener on a free port, the companion reachable
+/// at `base_url`.
+#[derive(Debug)]
+pub struct TestApp {
+    pub app: App,
+    pub base_url: String,
+    server: tokio::task::JoinHandle<()>,
+    _keys: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Builds the real app (sample flows loaded) on `db` with `clock`, and serves it.
+    pub async fn start(db: &TestDb, clock: Arc<dyn Clock>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let address = listener.local_addr().expect("local address");
+        let keys = tempfile::tempdir().expect("key directory");
+        let mut config = Config::default();
+        config.database.url = db.url.clone();
+        config.http.listen = address.to_string();
+        config.http.public_url = Some(format!("http://{address}"));
+        config.security.key_file = keys.path().join("test.key");
+        let app = App::build_with_clock(config, clock).await.expect("build the app");
+        let served = app.clone();
+        let server = tokio::spawn(async move {
+            let _ = served.serve(listener, std::future::pending()).await;
+        });
+        Self {
+            app,
+            base_url: format!("http://{address}"),
+            server,
+            _keys: keys,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 

@@ -388,13 +388,16 @@ fn section_documents(checklist: &Checklist) -> Vec<SectionDocument> {
     checklist
         .sections
         .iter()
-        .map(|section| SectionDocument {
+        .enumerate()
+        .map(|(si, section)| SectionDocument {
             title: section.title.clone(),
             steps: section
                 .steps
                 .iter()
-                .map(|step| StepDocument {
-                    id: Some(step.id.clone()),
+                .enumerate()
+                .map(|(ti, step)| StepDocument {
+                    // Positional ids (`2.3`) are the default; write only ids the author chose.
+                    id: (step.id != format!("{}.{}", si + 1, ti + 1)).then(|| step.id.clone()),
                     text: step.text.clone(),
                     help: step.help.clone(),
                     command: step.command.clone(),
