@@ -23,7 +23,9 @@ struct Round {
 
 async fn round(db: &TestDb, round: usize) -> Round {
     let store = db.port();
-    let (account, team) = account_with_samples(store.as_ref(), &format!("bench-{round}")).await.unwrap();
+    let (account, team) = account_with_samples(store.as_ref(), &format!("bench-{round}"))
+        .await
+        .unwrap();
     let engine = Engine::new(store.clone(), Arc::new(SystemClock));
     let user = store
         .upsert_user(
@@ -50,7 +52,14 @@ async fn round(db: &TestDb, round: usize) -> Round {
         })
         .collect();
     for thread in &threads {
-        engine.start(&actor, thread.clone(), "printer offline on the second floor").await.unwrap();
+        engine
+            .start(
+                &actor,
+                thread.clone(),
+                "printer offline on the second floor",
+            )
+            .await
+            .unwrap();
     }
     let started = Instant::now();
     let tasks: Vec<_> = threads
@@ -62,7 +71,11 @@ async fn round(db: &TestDb, round: usize) -> Round {
                 for i in 0..EVENTS_PER_THREAD {
                     let at = Instant::now();
                     engine
-                        .handle(&actor, &thread, Input::Text(format!("checked cable and port, step {i}")))
+                        .handle(
+                            &actor,
+                            &thread,
+                            Input::Text(format!("checked cable and port, step {i}")),
+                        )
                         .await
                         .unwrap();
                     latencies.push(at.elapsed());
@@ -109,13 +122,19 @@ async fn bench(db: TestDb) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         bench(TestDb::sqlite().await).await;
         if std::env::var(rf_tests::POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
             bench(TestDb::new().await).await;
         } else {
-            println!("(set {} to benchmark PostgreSQL too)", rf_tests::POSTGRES_ENV);
+            println!(
+                "(set {} to benchmark PostgreSQL too)",
+                rf_tests::POSTGRES_ENV
+            );
         }
     });
 }

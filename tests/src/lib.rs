@@ -9,8 +9,8 @@
 use resolutionflow::app::App;
 use resolutionflow::config::Config;
 use rf_core::domain::{Account, InstallationRef, Platform, Team};
-use rf_core::time::Clock;
 use rf_core::flow::{Flow, FlowSource, parse_flow_yaml};
+use rf_core::time::Clock;
 use rf_core::time::Timestamp;
 use rf_core::{Store, StoreResult};
 use rf_store::{ConnectOptions, SqlStore};
@@ -158,7 +158,9 @@ pub struct TestApp {
 impl TestApp {
     /// Builds the real app (sample flows loaded) on `db` with `clock`, and serves it.
     pub async fn start(db: &TestDb, clock: Arc<dyn Clock>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
         let address = listener.local_addr().expect("local address");
         let keys = tempfile::tempdir().expect("key directory");
         let mut config = Config::default();
@@ -166,7 +168,9 @@ impl TestApp {
         config.http.listen = address.to_string();
         config.http.public_url = Some(format!("http://{address}"));
         config.security.key_file = keys.path().join("test.key");
-        let app = App::build_with_clock(config, clock).await.expect("build the app");
+        let app = App::build_with_clock(config, clock)
+            .await
+            .expect("build the app");
         let served = app.clone();
         let server = tokio::spawn(async move {
             let _ = served.serve(listener, std::future::pending()).await;

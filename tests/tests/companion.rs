@@ -2,9 +2,9 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use rf_companion::links::TokenKind;
 use rf_core::domain::{ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey};
 use rf_core::links::LinkScope;
-use rf_companion::links::TokenKind;
 use rf_core::time::{Clock, ManualClock, Timestamp};
 use rf_tests::{TestApp, TestDb};
 use std::sync::Arc;
@@ -26,11 +26,19 @@ async fn fixture() -> Fixture {
     let db = TestDb::new().await;
     let clock = ManualClock::starting_at(Timestamp::from_millis(1_795_000_000_000));
     let app = TestApp::start(&db, Arc::new(clock.clone())).await;
-    Fixture { _db: db, app, clock }
+    Fixture {
+        _db: db,
+        app,
+        clock,
+    }
 }
 
 /// Starts a session in an account (a new installation, or the console's) and returns its id.
-async fn session_in(f: &Fixture, installation: &InstallationRef, problem: &str) -> (rf_core::domain::Actor, rf_core::ids::SessionId) {
+async fn session_in(
+    f: &Fixture,
+    installation: &InstallationRef,
+    problem: &str,
+) -> (rf_core::domain::Actor, rf_core::ids::SessionId) {
     let engine = &f.app.app.engine;
     let store = engine.store();
     store
@@ -58,10 +66,18 @@ async fn session_in(f: &Fixture, installation: &InstallationRef, problem: &str) 
     };
     engine.start(&actor, thread.clone(), problem).await.unwrap();
     engine
-        .handle(&actor, &thread, rf_core::engine::Input::Text("note secret=abc123 in the config".into()))
+        .handle(
+            &actor,
+            &thread,
+            rf_core::engine::Input::Text("note secret=abc123 in the config".into()),
+        )
         .await
         .unwrap();
-    let session = store.session_for_thread(actor.account_id, &thread).await.unwrap().unwrap();
+    let session = store
+        .session_for_thread(actor.account_id, &thread)
+        .await
+        .unwrap()
+        .unwrap();
     (actor, session.id)
 }
 
@@ -78,7 +94,12 @@ async fn link_for(f: &Fixture, actor: &rf_core::domain::Actor, scope: LinkScope)
 /// Opens a link; returns the cookie header to send afterwards and where it redirected.
 async fn open(url: &str) -> (String, String) {
     let response = client().get(url).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        response.text().await.unwrap()
+    );
     let cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
@@ -93,9 +114,17 @@ fn console() -> InstallationRef {
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let f = fixture().await;
-    let health = client().get(format!("{}/healthz", f.app.base_url)).send().await.unwrap();
+    let health = client()
+        .get(format!("{}/healthz", f.app.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = client().get(format!("{}/readyz", f.app.base_url)).send().await.unwrap();
+    let ready = client()
+        .get(format!("{}/readyz", f.app.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 }
 
@@ -115,7 +144,10 @@ async fn a_link_opens_the_session_timeline() {
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     let body = page.text().await.unwrap();
-    assert!(body.contains("<h1 id=\"session-title\">printer offline</h1>"), "{body}");
+    assert!(
+        body.contains("<h1 id=\"session-title\">printer offline</h1>"),
+        "{body}"
+    );
     assert!(body.contains("Jane started the session"), "{body}");
     assert!(body.contains("secret=[REDACTED:password]"), "{body}");
     assert!(!body.contains("abc123"), "{body}");
@@ -127,7 +159,12 @@ async fn a_link_opens_the_session_timeline() {
         .await
         .unwrap();
     assert_eq!(download.status(), StatusCode::OK);
-    assert!(download.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
     assert!(download.text().await.unwrap().contains("## Timeline (UTC)"));
 }
 
@@ -144,9 +181,19 @@ async fn a_tampered_link_is_refused_with_401() {
     let response = client().get(&forged).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().get(SET_COOKIE).is_none());
-    assert!(response.text().await.unwrap().contains("This link is not valid"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("This link is not valid")
+    );
 
-    let no_cookie = client().get(format!("{}/sessions/{session}", f.app.base_url)).send().await.unwrap();
+    let no_cookie = client()
+        .get(format!("{}/sessions/{session}", f.app.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_cookie.status(), StatusCode::UNAUTHORIZED);
     let forged_cookie = client()
         .get(format!("{}/sessions/{session}", f.app.base_url))
@@ -175,21 +222,50 @@ async fn an_expired_link_explains_itself() {
 async fn another_tenants_session_is_not_found() {
     let f = fixture().await;
     let (jane, own) = session_in(&f, &console(), "printer offline").await;
-    let other = InstallationRef { platform: Platform::Slack, external_id: "T-OTHER".into() };
+    let other = InstallationRef {
+        platform: Platform::Slack,
+        external_id: "T-OTHER".into(),
+    };
     let (_, foreign) = session_in(&f, &other, "vpn down").await;
     let url = link_for(&f, &jane, LinkScope::Account).await;
     let (cookie, location) = open(&url).await;
     assert_eq!(location, "/");
-    let home = client().get(format!("{}/", f.app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    let home = client()
+        .get(format!("{}/", f.app.base_url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     let home = home.text().await.unwrap();
-    assert!(home.contains("printer offline") && !home.contains("vpn down"), "{home}");
-    for path in [format!("/sessions/{foreign}"), format!("/sessions/{foreign}/export/md")] {
-        let response = client().get(format!("{}{path}", f.app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    assert!(
+        home.contains("printer offline") && !home.contains("vpn down"),
+        "{home}"
+    );
+    for path in [
+        format!("/sessions/{foreign}"),
+        format!("/sessions/{foreign}/export/md"),
+    ] {
+        let response = client()
+            .get(format!("{}{path}", f.app.base_url))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let own_page = client().get(format!("{}/sessions/{own}", f.app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    let own_page = client()
+        .get(format!("{}/sessions/{own}", f.app.base_url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(own_page.status(), StatusCode::OK);
-    let junk = client().get(format!("{}/sessions/not-an-id", f.app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    let junk = client()
+        .get(format!("{}/sessions/not-an-id", f.app.base_url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(junk.status(), StatusCode::NOT_FOUND);
 }
 
@@ -199,7 +275,12 @@ async fn a_session_link_opens_only_its_session() {
     let (jane, first) = session_in(&f, &console(), "printer offline").await;
     let (_, second) = session_in(&f, &console(), "slow pc").await;
     let (cookie, _) = open(&link_for(&f, &jane, LinkScope::Session(first)).await).await;
-    let response = client().get(format!("{}/sessions/{second}", f.app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    let response = client()
+        .get(format!("{}/sessions/{second}", f.app.base_url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -211,10 +292,27 @@ async fn revoking_a_link_ends_access() {
     let (cookie, location) = open(&url).await;
     let store = f.app.app.engine.store();
     let token = url.split("token=").nth(1).unwrap();
-    let claims = f.app.app.companion.keys.verify(token, TokenKind::Link, f.clock.now()).unwrap();
-    store.revoke_link(jane.account_id, claims.jti, f.clock.now()).await.unwrap();
-    let response = client().get(format!("{}{location}", f.app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    let claims = f
+        .app
+        .app
+        .companion
+        .keys
+        .verify(token, TokenKind::Link, f.clock.now())
+        .unwrap();
+    store
+        .revoke_link(jane.account_id, claims.jti, f.clock.now())
+        .await
+        .unwrap();
+    let response = client()
+        .get(format!("{}{location}", f.app.base_url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.text().await.unwrap().contains("revoked"));
-    assert_eq!(client().get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        client().get(&url).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

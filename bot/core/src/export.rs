@@ -121,8 +121,7 @@ pub fn describe_step(step: &TimelineStep) -> StepLine {
             }
         }
         StepKind::SolutionReached { title, text, .. } => {
-            emphasis = Some(title.clone());
-            format!("Suggested fix: {text} →")
+            format!("Suggested fix \"{title}\": {text}")
         }
         StepKind::SolutionRejected { title, .. } => format!("{who}: \"{title}\" did not fix it"),
         StepKind::Message { text } => format!("{who}: {text}"),

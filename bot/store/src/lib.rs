@@ -229,22 +229,6 @@ fn fts5_query(query: &FlowQuery) -> String {
         .join(" OR ")
 }
 
-/// The `to_tsquery` input for the terms: `vpn | printer:*`.
-fn tsquery(query: &FlowQuery) -> String {
-    query
-        .terms
-        .iter()
-        .map(|t| {
-            if t.prefix {
-                format!("{}:*", t.text)
-            } else {
-                t.text.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
@@ -561,9 +545,8 @@ impl Store for SqlStore {
     }
 
     async fn get_flow(&self, account: AccountId, flow: FlowId) -> StoreResult<FlowRecord> {
-        let row: FlowRow =
-            on_pool!(self, |pool| {
-                sqlx::query_as(AssertSqlSafe(format!(
+        let row: FlowRow = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {FLOW_SUMMARY_COLUMNS}, definition FROM flows WHERE id = $1 AND account_id = $2"
         )))
         .bind(u(flow))
@@ -571,7 +554,7 @@ impl Store for SqlStore {
         .fetch_one(pool)
         .await
         .map_err(not_found("flow"))
-            })?;
+        })?;
         row.into_record()
     }
 
@@ -631,16 +614,28 @@ impl Store for SqlStore {
             .fetch_all(pool)
             .await
             .map_err(db_err)?,
-            // ts_rank with weights D, C, B, A; normalisation 1 divides by 1 + log(length) so long
-            // flows do not win on volume alone.
+            // Each term's ts_rank (weights D, C, B, A; normalised by log length) times its inverse
+            // document frequency in the account's library, summed: common words count for little,
+            // as with bm25 on SQLite.
             Pool::Postgres(pool) => sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT {columns}, ts_rank('{{0.05, 0.2, 0.5, 1.0}}', f.search, q, 1)::float8 AS score \
-                 FROM flows f, to_tsquery('english', $1) q \
-                 WHERE f.search @@ q AND f.account_id = $2 AND f.status = 'published' \
+                "WITH published AS ( \
+                     SELECT * FROM flows WHERE account_id = $2 AND status = 'published' \
+                 ), terms AS ( \
+                     SELECT to_tsquery('english', term) AS q FROM unnest($1::text[]) AS term \
+                 ), weighted AS ( \
+                     SELECT t.q, ln(1.0 + (SELECT count(*) FROM published)::float8 \
+                                      / (1.0 + count(p.id)::float8)) AS idf \
+                     FROM terms t LEFT JOIN published p ON p.search @@ t.q \
+                     GROUP BY t.q \
+                 ) \
+                 SELECT {columns}, \
+                        sum(ts_rank('{{0.05, 0.2, 0.5, 1.0}}', f.search, w.q, 1) * w.idf)::float8 AS score \
+                 FROM published f JOIN weighted w ON f.search @@ w.q \
+                 GROUP BY {columns} \
                  ORDER BY score DESC, f.title LIMIT $3",
                 columns = prefixed_summary_columns("f")
             )))
-            .bind(tsquery(query))
+            .bind(query.terms.iter().map(|t| if t.prefix { format!("{}:*", t.text) } else { t.text.clone() }).collect::<Vec<_>>())
             .bind(u(account))
             .bind(limit)
             .fetch_all(pool)

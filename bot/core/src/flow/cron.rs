@@ -15,7 +15,8 @@ use std::str::FromStr;
 #[serde(try_from = "String", into = "String")]
 pub struct CronSpec {
     expression: String,
-    schedule: cron::Schedule,
+    // Boxed: a parsed schedule is large, and flows carry one only for maintenance.
+    schedule: Box<cron::Schedule>,
 }
 
 /// A cron expression that cannot be parsed.
@@ -40,7 +41,7 @@ impl CronSpec {
         }
         Ok(Self {
             expression: trimmed.to_owned(),
-            schedule,
+            schedule: Box::new(schedule),
         })
     }
 
