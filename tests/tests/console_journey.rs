@@ -339,3 +339,37 @@ async fn one_thread_processes_events_in_order_while_threads_run_concurrently() {
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     }
 }
+
+#[tokio::test]
+async fn a_maintenance_flow_runs_every_step_against_every_target() {
+    let (_db, app, clock) = start().await;
+    let mut tech = Script::new(&app, clock, "Jane", Role::Engineer).await;
+    let out = tech.say("/rf monthly patch compliance check").await;
+    assert!(out.contains("[1] Monthly patch compliance"), "{out}");
+    let out = tech.say("1").await;
+    assert!(
+        out.contains("(DC01 · Patch status · step 1 of 11)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("On DC01, check the most recently installed updates"),
+        "{{target}} is filled in:\n{out}"
+    );
+    for _ in 0..10 {
+        tech.say("1").await;
+    }
+    let out = tech.say("2").await;
+    assert!(
+        out.contains("(FS01 · Patch status · step 1 of 11)"),
+        "the next target starts:\n{out}"
+    );
+    let out = tech.say("export md").await;
+    assert!(
+        out.contains("[DC01] On DC01, check the most recently installed updates"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[DC01] Record exceptions for DC01 in the ticket"),
+        "{out}"
+    );
+}

@@ -1208,13 +1208,19 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
         )
     };
     let item = checklist.items().nth(index)?;
+    // Maintenance steps may name the target they run against as `{target}`.
+    let fill = |text: &str| match &target {
+        Some(target) => text.replace("{target}", target),
+        None => text.to_owned(),
+    };
+    let fill_opt = |text: &Option<String>| text.as_deref().map(fill);
     Some(ItemView {
         step_id: item.step.id.clone(),
-        text: item.step.text.clone(),
+        text: fill(&item.step.text),
         section: item.section.title.clone(),
-        help: item.step.help.clone(),
-        command: item.step.command.clone(),
-        expect: item.step.expect.clone(),
+        help: fill_opt(&item.step.help),
+        command: fill_opt(&item.step.command),
+        expect: fill_opt(&item.step.expect),
         target,
         position: index + 1,
         per_target,
