@@ -11,6 +11,7 @@ CREATE TABLE teams (
     id          BLOB PRIMARY KEY NOT NULL,
     account_id  BLOB NOT NULL REFERENCES accounts(id),
     name        TEXT NOT NULL,
+    settings    TEXT NOT NULL DEFAULT '{}',   -- JSON: escalation channels, ladder, working hours, idle policy
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX teams_account ON teams(account_id);
@@ -101,6 +102,7 @@ CREATE TABLE sessions (
     flow_id        BLOB REFERENCES flows(id),
     flow           TEXT,                        -- JSON snapshot of the flow being followed
     psa_ticket     TEXT,
+    handoff_id     BLOB,                         -- the open park/escalate handoff
     resolution     TEXT,
     state_version  INTEGER NOT NULL,
     lock_version   INTEGER NOT NULL,
@@ -137,42 +139,88 @@ CREATE TABLE facts (
 );
 CREATE INDEX facts_session ON facts(session_id, created_at);
 
--- Park / escalate handoffs (filled by Escalation Mode).
+-- Park / escalate handoffs.
 CREATE TABLE handoffs (
-    id            BLOB PRIMARY KEY NOT NULL,
-    account_id    BLOB NOT NULL REFERENCES accounts(id),
-    team_id       BLOB NOT NULL REFERENCES teams(id),
-    session_id    BLOB NOT NULL REFERENCES sessions(id),
-    intent        TEXT NOT NULL,                -- park | escalate
-    requested_by  BLOB NOT NULL REFERENCES users(id),
-    reason        TEXT NOT NULL,
-    priority      TEXT NOT NULL,
-    snapshot      TEXT NOT NULL,                -- JSON
-    assessment    TEXT,                         -- JSON
-    card_ref      TEXT,                         -- JSON: where the escalation card was posted
-    claimed_by    BLOB REFERENCES users(id),
-    claimed_at    INTEGER,
-    closed_at     INTEGER,
-    created_at    INTEGER NOT NULL
+    id               BLOB PRIMARY KEY NOT NULL,
+    account_id       BLOB NOT NULL REFERENCES accounts(id),
+    team_id          BLOB NOT NULL REFERENCES teams(id),
+    session_id       BLOB NOT NULL REFERENCES sessions(id),
+    intent           TEXT NOT NULL,             -- park | escalate
+    requested_by     BLOB NOT NULL REFERENCES users(id),
+    reason           TEXT NOT NULL,
+    priority         TEXT NOT NULL,
+    snapshot         TEXT NOT NULL,             -- JSON
+    assessment       TEXT NOT NULL,             -- JSON
+    claimed_by       BLOB REFERENCES users(id),
+    claimed_at       INTEGER,
+    acknowledged_at  INTEGER,
+    claim_count      INTEGER NOT NULL DEFAULT 0,
+    release_count    INTEGER NOT NULL DEFAULT 0,
+    closed_at        INTEGER,
+    created_at       INTEGER NOT NULL
 );
 CREATE INDEX handoffs_account_created ON handoffs(account_id, created_at);
+CREATE INDEX handoffs_session ON handoffs(session_id);
+
+-- Every claim, and when it was released: releases and re-claims are history, not counters only.
+CREATE TABLE handoff_claims (
+    id           BLOB PRIMARY KEY NOT NULL,
+    account_id   BLOB NOT NULL REFERENCES accounts(id),
+    handoff_id   BLOB NOT NULL REFERENCES handoffs(id),
+    user_id      BLOB NOT NULL REFERENCES users(id),
+    claimed_at   INTEGER NOT NULL,
+    released_at  INTEGER
+);
+CREATE INDEX handoff_claims_handoff ON handoff_claims(handoff_id, claimed_at);
 
 -- One row per (handoff, channel, recipient): delivery state lives here, not in booleans.
 CREATE TABLE notification_deliveries (
-    id               BLOB PRIMARY KEY NOT NULL,
-    account_id       BLOB NOT NULL REFERENCES accounts(id),
-    handoff_id       BLOB NOT NULL REFERENCES handoffs(id),
-    channel          TEXT NOT NULL,             -- chat_card | chat_dm | email | companion_stream
-    recipient        TEXT NOT NULL,
-    status           TEXT NOT NULL,             -- queued | sent | failed | suppressed
-    attempts         INTEGER NOT NULL,
-    last_error       TEXT,
-    next_attempt_at  INTEGER,
-    sent_at          INTEGER,
-    created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL,
+    id           BLOB PRIMARY KEY NOT NULL,
+    account_id   BLOB NOT NULL REFERENCES accounts(id),
+    handoff_id   BLOB NOT NULL REFERENCES handoffs(id),
+    channel      TEXT NOT NULL,                 -- chat_card | chat_dm | email | companion_stream
+    recipient    TEXT NOT NULL,
+    purpose      TEXT NOT NULL,                 -- card | reminder | ladder | idle_reminder | stream
+    status       TEXT NOT NULL,                 -- queued | sent | failed | suppressed
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    message_ref  TEXT,                          -- JSON: where a card was posted
+    sent_at      INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
     UNIQUE (handoff_id, channel, recipient)
 );
+
+-- Background jobs, written in the same transaction as the change that needs them.
+CREATE TABLE jobs (
+    id            BLOB PRIMARY KEY NOT NULL,
+    account_id    BLOB NOT NULL,
+    kind          TEXT NOT NULL,
+    payload       TEXT NOT NULL,                -- JSON
+    coalesce_key  TEXT,
+    status        TEXT NOT NULL,                -- queued | running | failed (done jobs are deleted)
+    run_at        INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    max_attempts  INTEGER NOT NULL,
+    locked_by     TEXT,
+    locked_until  INTEGER,
+    last_error    TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX jobs_due ON jobs(status, run_at);
+-- While one job with a coalesce key waits, a second is not added.
+CREATE UNIQUE INDEX jobs_coalesce ON jobs(coalesce_key) WHERE status = 'queued';
+
+-- The account-scoped event stream behind the live queue (SSE ids are `seq`).
+CREATE TABLE handoff_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id   BLOB NOT NULL REFERENCES accounts(id),
+    kind         TEXT NOT NULL,
+    summary      TEXT NOT NULL,                 -- JSON
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX handoff_events_account ON handoff_events(account_id, seq);
 
 CREATE TABLE share_links (
     id          BLOB PRIMARY KEY NOT NULL,

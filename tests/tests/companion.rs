@@ -229,7 +229,7 @@ async fn another_tenants_session_is_not_found() {
     let (_, foreign) = session_in(&f, &other, "vpn down").await;
     let url = link_for(&f, &jane, LinkScope::Account).await;
     let (cookie, location) = open(&url).await;
-    assert_eq!(location, "/");
+    assert_eq!(location, "/queue");
     let home = client()
         .get(format!("{}/", f.app.base_url))
         .header(COOKIE, &cookie)

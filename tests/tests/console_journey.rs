@@ -14,7 +14,7 @@ struct Script {
 
 impl Script {
     async fn new(app: &TestApp, clock: ManualClock, user: &str, role: Role) -> Self {
-        let console = Console::new(app.app.engine.clone(), user, role)
+        let console = Console::new(app.app.engine.clone(), app.app.console.clone(), user, role)
             .await
             .unwrap();
         Self {

@@ -6,6 +6,7 @@
 //! resource answers 404, exactly like one that does not exist.
 #![forbid(unsafe_code)]
 
+mod escalations;
 pub mod links;
 mod pages;
 
@@ -18,9 +19,13 @@ use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
 use links::{Claims, TokenError, TokenKeys, TokenKind};
 use minijinja::Environment;
+use rf_core::domain::Actor;
+use rf_core::engine::Engine;
+use rf_core::outbox::HandoffEvent;
 use rf_core::time::Clock;
 use rf_core::{Store, StoreError};
 use std::sync::Arc;
+use tokio::sync::broadcast;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The name of the session cookie.
@@ -29,26 +34,32 @@ pub const COOKIE: &str = "rf_session";
 /// Everything the companion needs.
 #[derive(Debug, Clone)]
 pub struct CompanionState {
+    pub engine: Engine,
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
     pub clock: Arc<dyn Clock>,
     /// How long the session cookie lasts after a link is opened.
     pub cookie_ttl_millis: i64,
+    /// Every committed escalation event, as it happens (all accounts; each stream filters).
+    pub events: broadcast::Sender<HandoffEvent>,
     templates: Arc<Environment<'static>>,
 }
 
 impl CompanionState {
     pub fn new(
-        store: Arc<dyn Store>,
+        engine: Engine,
         keys: TokenKeys,
         clock: Arc<dyn Clock>,
         cookie_ttl_millis: i64,
+        events: broadcast::Sender<HandoffEvent>,
     ) -> Self {
         Self {
-            store,
+            store: engine.store().clone(),
+            engine,
             keys,
             clock,
             cookie_ttl_millis,
+            events,
             templates: Arc::new(templates()),
         }
     }
@@ -78,6 +89,9 @@ fn templates() -> Environment<'static> {
         ("error.html", include_str!("../templates/error.html")),
         ("session.html", include_str!("../templates/session.html")),
         ("home.html", include_str!("../templates/home.html")),
+        ("handoff.html", include_str!("../templates/handoff.html")),
+        ("queue.html", include_str!("../templates/queue.html")),
+        ("metrics.html", include_str!("../templates/metrics.html")),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("bundled template {name} is invalid: {e}"));
@@ -94,6 +108,17 @@ pub fn router(state: CompanionState) -> Router {
         .route("/", get(pages::home))
         .route("/sessions/{id}", get(pages::session))
         .route("/sessions/{id}/export/{format}", get(pages::export))
+        .route("/handoffs/{id}", get(escalations::handoff_page))
+        .route("/handoffs/{id}/claim", axum::routing::post(escalations::claim_form))
+        .route("/api/handoffs/{id}/claim", axum::routing::post(escalations::claim_api))
+        .route("/queue", get(escalations::queue_page))
+        .route("/api/escalations", get(escalations::queue_api))
+        .route("/api/escalations/stream", get(escalations::stream))
+        .route("/team/metrics", get(escalations::metrics_page))
+        .route("/team/metrics/baseline", axum::routing::post(escalations::set_baseline))
+        .route("/api/metrics", get(escalations::metrics_api))
+        .route("/api/metrics.csv", get(escalations::metrics_csv))
+        .route("/static/companion.js", get(escalations::script))
         .fallback(pages::not_found)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -127,6 +152,10 @@ pub enum CompanionError {
     Revoked,
     /// Not there, or not yours (indistinguishable on purpose).
     NotFound,
+    /// Signed in, but the role does not allow this page.
+    Forbidden(&'static str),
+    /// A form from another site (cross-site request forgery).
+    CrossSite,
     /// The database did not answer.
     Unavailable,
     /// A bug; logged once, never shown.
@@ -171,6 +200,12 @@ impl IntoResponse for CompanionError {
                 "Not found",
                 "There is nothing here, or it is not part of your account.",
             ),
+            CompanionError::Forbidden(detail) => (StatusCode::FORBIDDEN, "Not allowed", *detail),
+            CompanionError::CrossSite => (
+                StatusCode::FORBIDDEN,
+                "Request refused",
+                "This request did not come from a ResolutionFlow page.",
+            ),
             CompanionError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
@@ -197,6 +232,15 @@ impl IntoResponse for CompanionError {
 /// The signed-in viewer of a page, from the session cookie.
 #[derive(Debug, Clone)]
 pub struct Viewer(pub Claims);
+
+impl Viewer {
+    /// The viewer as the engine's actor, with their current role (it may have changed since the
+    /// link was made).
+    pub(crate) async fn actor(&self, state: &CompanionState) -> Result<Actor, CompanionError> {
+        let user = state.store.get_user(self.0.acc, self.0.sub).await?;
+        Ok(Actor::from(&user))
+    }
+}
 
 impl FromRequestParts<CompanionState> for Viewer {
     type Rejection = CompanionError;

@@ -78,7 +78,8 @@ pub(crate) async fn open_link(
         .build();
     let target = match link.scope {
         LinkScope::Session(id) => format!("/sessions/{id}"),
-        LinkScope::Account => "/".to_owned(),
+        LinkScope::Handoff(id) => format!("/handoffs/{id}"),
+        LinkScope::Account => "/queue".to_owned(),
     };
     Ok((jar.add(cookie), Redirect::to(&target)))
 }
@@ -95,8 +96,10 @@ pub(crate) async fn home(
     State(state): State<CompanionState>,
     Viewer(claims): Viewer,
 ) -> Result<Response, CompanionError> {
-    if let LinkScope::Session(id) = claims.scope {
-        return Ok(Redirect::to(&format!("/sessions/{id}")).into_response());
+    match claims.scope {
+        LinkScope::Session(id) => return Ok(Redirect::to(&format!("/sessions/{id}")).into_response()),
+        LinkScope::Handoff(id) => return Ok(Redirect::to(&format!("/handoffs/{id}")).into_response()),
+        LinkScope::Account => {}
     }
     let account = state.store.get_account(claims.acc).await?;
     let sessions = state
@@ -134,6 +137,25 @@ fn status_label(status: SessionStatus) -> &'static str {
     }
 }
 
+/// Whether the cookie opens this session: its own session link, an account link, or the link of a
+/// handoff of this session.
+pub(crate) async fn allow_session(
+    state: &CompanionState,
+    claims: &crate::links::Claims,
+    session: SessionId,
+) -> Result<(), CompanionError> {
+    if claims.scope.allows_session(session) {
+        return Ok(());
+    }
+    if let LinkScope::Handoff(handoff) = claims.scope {
+        let handoff = state.store.get_handoff(claims.acc, handoff).await?;
+        if handoff.session_id == session {
+            return Ok(());
+        }
+    }
+    Err(CompanionError::NotFound)
+}
+
 fn parse_session_id(text: &str) -> Result<SessionId, CompanionError> {
     SessionId::parse(text).map_err(|_| CompanionError::NotFound)
 }
@@ -154,9 +176,7 @@ pub(crate) async fn session(
     Path(id): Path<String>,
 ) -> Result<Html<String>, CompanionError> {
     let id = parse_session_id(&id)?;
-    if !claims.scope.allows_session(id) {
-        return Err(CompanionError::NotFound);
-    }
+    allow_session(&state, &claims, id).await?;
     let store = &state.store;
     let session = store.get_session(claims.acc, id).await?;
     let timeline = store.timeline(claims.acc, id).await?;
@@ -217,9 +237,7 @@ pub(crate) async fn export(
     Path((id, format)): Path<(String, String)>,
 ) -> Result<Response, CompanionError> {
     let id = parse_session_id(&id)?;
-    if !claims.scope.allows_session(id) {
-        return Err(CompanionError::NotFound);
-    }
+    allow_session(&state, &claims, id).await?;
     let format = ExportFormat::parse(&format).ok_or(CompanionError::NotFound)?;
     let document = export_session(
         state.store.as_ref(),

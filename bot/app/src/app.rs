@@ -1,17 +1,23 @@
 //! Wiring: the store, engine, companion and HTTP listener built from a [`Config`].
 
 use crate::config::Config;
+use crate::feed::EventFeed;
 use crate::flows;
+use crate::jobs::Worker;
 use crate::keys::{self, KeySource, MasterKey};
+use crate::mail::SmtpMailer;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
 use rf_companion::CompanionState;
 use rf_companion::links::TokenKeys;
+use rf_console::{Board, ConsoleNotifier};
 use rf_core::Store;
-use rf_core::domain::{Account, InstallationRef, Platform, Team};
-use rf_core::engine::Engine;
+use rf_core::dispatch::Dispatcher;
+use rf_core::domain::{Account, ChannelRef, InstallationRef, Platform, Team};
+use rf_core::engine::{Engine, Wake};
 use rf_core::flow::FlowSource;
+use rf_core::notify::Notifiers;
 use rf_core::time::{Clock, SystemClock};
 use rf_store::{ConnectOptions, SqlStore};
 use std::future::Future;
@@ -27,11 +33,33 @@ use tower_http::trace::TraceLayer;
 pub struct App {
     pub config: Config,
     pub store: Arc<SqlStore>,
+    pub clock: Arc<dyn Clock>,
     pub engine: Engine,
     pub companion: CompanionState,
+    pub worker: Worker,
+    pub feed: EventFeed,
+    /// The console as a chat platform: where its cards and notices go.
+    pub console: ConsoleNotifier,
     /// The account the console and the CLI work in.
     pub account: Account,
     pub team: Team,
+}
+
+/// Background tasks started by [`App::start_background`].
+#[derive(Debug)]
+pub struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Stops the tasks after their current job, and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 /// The console's installation: one per server.
@@ -83,7 +111,7 @@ impl App {
         }
 
         let now = clock.now();
-        let (account, team) = store
+        let (account, mut team) = store
             .ensure_installation(
                 &console_installation(),
                 &config.bootstrap.account_name,
@@ -91,6 +119,14 @@ impl App {
                 now,
             )
             .await?;
+        if team.settings.escalation_channel(Platform::Console).is_none() {
+            team.settings.set_escalation_channel(ChannelRef {
+                platform: Platform::Console,
+                workspace: rf_console::CONSOLE_WORKSPACE.to_owned(),
+                channel: config.bootstrap.escalation_channel.clone(),
+            });
+            store.save_team_settings(account.id, team.id, &team.settings).await?;
+        }
         if config.flows.load_samples && store.list_flows(account.id).await?.is_empty() {
             let samples = flows::samples();
             let refs: Vec<_> = samples.iter().collect();
@@ -118,24 +154,83 @@ impl App {
         }
 
         let token_keys = TokenKeys::new(&master.derive("companion-links-v1"), &config.public_url());
+        let link_ttl = config.companion.link_ttl_minutes * 60_000;
         let port: Arc<dyn Store> = store.clone();
-        let engine = Engine::new(port.clone(), clock.clone()).with_links(
-            Arc::new(token_keys.clone()),
-            config.companion.link_ttl_minutes * 60_000,
+
+        let console = ConsoleNotifier::new(Board::new());
+        let notifiers = Notifiers::new().with(Platform::Console, Arc::new(console.clone()));
+        let mut dispatcher = Dispatcher::new(port.clone(), clock.clone(), notifiers)
+            .with_links(Arc::new(token_keys.clone()), link_ttl);
+        match SmtpMailer::from_config(&config.smtp)? {
+            Some(mailer) => {
+                tracing::info!(host = %config.smtp.host, port = config.smtp.port, "e-mail enabled");
+                dispatcher = dispatcher.with_mailer(Arc::new(mailer));
+            }
+            None => tracing::info!("e-mail disabled (no [smtp] host); escalation e-mails are recorded as failed"),
+        }
+        let worker = Worker::new(
+            port.clone(),
+            clock.clone(),
+            dispatcher,
+            Duration::from_secs(config.jobs.lease_seconds),
+            Duration::from_millis(config.jobs.poll_interval_ms),
         );
+        let feed = EventFeed::new(4096);
+        let (worker_wake, feed_wake) = (worker.waker(), feed.waker());
+        let wake = Wake(Arc::new(move || {
+            worker_wake.notify_one();
+            feed_wake.notify_one();
+        }));
+        let engine = Engine::new(port.clone(), clock.clone())
+            .with_links(Arc::new(token_keys.clone()), link_ttl)
+            .with_wake(wake);
         let companion = CompanionState::new(
-            port,
+            engine.clone(),
             token_keys,
-            clock,
+            clock.clone(),
             config.companion.cookie_ttl_minutes * 60_000,
+            feed.sender(),
         );
         Ok(Self {
             config,
             store,
+            clock,
             engine,
             companion,
+            worker,
+            feed,
+            console,
             account,
             team,
+        })
+    }
+
+    /// Starts the job worker (unless disabled) and the event feed.
+    pub fn start_background(&self) -> Background {
+        let (stop, watch) = tokio::sync::watch::channel(false);
+        let stopped = |mut watch: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = watch.wait_for(|stop| *stop).await;
+        };
+        let mut tasks = Vec::new();
+        if self.config.jobs.enabled {
+            let worker = self.worker.clone();
+            tasks.push(tokio::spawn(worker.run(stopped(watch.clone()))));
+        }
+        let feed = self.feed.clone();
+        let store: Arc<dyn Store> = self.store.clone();
+        let postgres = self.store.postgres_pool().cloned();
+        tasks.push(tokio::spawn(feed.run(store, self.clock.clone(), postgres, stopped(watch))));
+        Background { stop, tasks }
+    }
+
+    /// Lets a console show what the worker posts, and run due jobs before printing.
+    pub fn console_settle(&self) -> rf_console::Settle {
+        let worker = self.worker.clone();
+        Arc::new(move || {
+            let worker = worker.clone();
+            Box::pin(async move {
+                worker.run_due().await;
+            })
         })
     }
 

@@ -198,6 +198,7 @@ async fn shutdown_signal() {
 async fn serve(config: Config, with_console: bool) -> anyhow::Result<ExitCode> {
     let app = App::build(config).await?;
     let listener = bind(&app.config).await?;
+    let background = app.start_background();
     eprintln!(
         "ResolutionFlow is running: companion at {}",
         app.config.public_url()
@@ -228,19 +229,23 @@ async fn serve(config: Config, with_console: bool) -> anyhow::Result<ExitCode> {
     } else {
         app.serve(listener, shutdown_signal()).await?;
     }
+    background.stop().await;
     app.store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn make_console(app: &App) -> anyhow::Result<rf_console::Console> {
     let role: Role = app.config.console.role.parse().context("console.role")?;
-    rf_console::Console::new(app.engine.clone(), &app.config.console.user, role)
+    let console = rf_console::Console::new(app.engine.clone(), app.console.clone(), &app.config.console.user, role)
         .await
-        .map_err(|e| anyhow::anyhow!(e))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // With the worker in this process, a script sees cards before its next line.
+    Ok(if app.config.jobs.enabled { console.with_settle(app.console_settle()) } else { console })
 }
 
 async fn console(config: Config, with_http: bool) -> anyhow::Result<ExitCode> {
     let app = App::build(config).await?;
+    let background = app.start_background();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = if with_http {
         match bind(&app.config).await {
@@ -276,6 +281,7 @@ async fn console(config: Config, with_http: bool) -> anyhow::Result<ExitCode> {
     if let Some(server) = server {
         let _ = server.await;
     }
+    background.stop().await;
     app.store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,61 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub bootstrap: BootstrapConfig,
     pub console: ConsoleConfig,
+    pub smtp: SmtpConfig,
+    pub jobs: JobsConfig,
     pub log: LogConfig,
+}
+
+/// Outgoing e-mail (escalation fallback). Disabled while `host` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (port 587), `tls` (implicit TLS, port 465) or `none` (local relays and tests).
+    pub tls: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub timeout_seconds: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: "starttls".to_owned(),
+            username: None,
+            password: None,
+            from: "ResolutionFlow <resolutionflow@localhost>".to_owned(),
+            timeout_seconds: 15,
+        }
+    }
+}
+
+/// Background jobs (notifications, ladder, idle claims).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run the job worker in this process (turn off for a web-only replica).
+    pub enabled: bool,
+    /// How often an idle worker looks for due jobs (it is also woken at once by new work).
+    pub poll_interval_ms: u64,
+    /// How long a worker may hold a job before another takes it over (a crashed worker's jobs).
+    pub lease_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval_ms: 500,
+            lease_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +192,8 @@ pub struct BootstrapConfig {
     /// The account the console (and the CLI) work in, created on first start.
     pub account_name: String,
     pub team_name: String,
+    /// The console team's escalation channel.
+    pub escalation_channel: String,
 }
 
 impl Default for BootstrapConfig {
@@ -145,6 +201,7 @@ impl Default for BootstrapConfig {
         Self {
             account_name: "My MSP".to_owned(),
             team_name: "Service Desk".to_owned(),
+            escalation_channel: "#escalations".to_owned(),
         }
     }
 }
@@ -196,6 +253,12 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("log_format", "log.format"),
     ("load_samples", "flows.load_samples"),
     ("flows_dir", "flows.import_dir"),
+    ("smtp_host", "smtp.host"),
+    ("smtp_port", "smtp.port"),
+    ("smtp_tls", "smtp.tls"),
+    ("smtp_username", "smtp.username"),
+    ("smtp_password", "smtp.password"),
+    ("smtp_from", "smtp.from"),
 ];
 
 const SECTIONS: &[&str] = &[

@@ -7,5 +7,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod feed;
 pub mod flows;
+pub mod jobs;
 pub mod keys;
+pub mod mail;

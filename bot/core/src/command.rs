@@ -2,7 +2,7 @@
 //!
 //! Parsing lives here so every platform understands exactly the same commands.
 
-use crate::domain::Role;
+use crate::domain::{Priority, Role};
 use crate::effect::ExportFormat;
 
 /// A command typed inside a session thread.
@@ -14,6 +14,11 @@ pub enum ThreadCommand {
     Note(String),
     Ticket(String),
     Park(Option<String>),
+    /// Escalate to a senior; without a reason the form opens.
+    Escalate {
+        priority: Option<Priority>,
+        reason: Option<String>,
+    },
     Resume,
     Resolve(Option<String>),
     Export(ExportFormat),
@@ -35,6 +40,12 @@ pub enum TopCommand {
         user: String,
         role: Role,
     },
+    /// Make this channel the team's escalation channel (admins).
+    EscalationsHere,
+    /// The open escalations.
+    Queue,
+    /// A private link to the metrics page.
+    Metrics,
     /// Start a session about this problem.
     Start(String),
     /// The command was recognised but used wrongly; the text says how to use it.
@@ -47,6 +58,7 @@ pub const THREAD_HELP: &str = "In a session thread you can type:\n\
 • `facts`: list the confirmed facts\n\
 • `ticket <number>`: link the PSA ticket\n\
 • `park [reason]`: hand the session back to the team; anyone can `resume` it\n\
+• `escalate [low|normal|high|urgent] [reason]`: ask a senior; without a reason, a form opens\n\
 • `resume`: pick up a parked session\n\
 • `resolve [summary]`: close the session as fixed\n\
 • `export md|txt|html`: get the ticket note\n\
@@ -81,6 +93,22 @@ pub fn parse_thread_command(text: &str) -> Option<Result<ThreadCommand, String>>
             ThreadCommand::Ticket(number.to_owned())
         }
         "park" => ThreadCommand::Park(rest_opt),
+        "escalate" => {
+            let (priority, reason) = match rest.split_once(char::is_whitespace) {
+                Some((first, tail)) => match first.parse::<Priority>() {
+                    Ok(priority) => (Some(priority), Some(tail.trim().to_owned())),
+                    Err(_) => (None, Some(rest.to_owned())),
+                },
+                None => match rest.parse::<Priority>() {
+                    Ok(priority) => (Some(priority), None),
+                    Err(_) => (None, rest_opt.clone()),
+                },
+            };
+            ThreadCommand::Escalate {
+                priority,
+                reason: reason.filter(|r| !r.is_empty()),
+            }
+        }
         "resume" if rest.is_empty() => ThreadCommand::Resume,
         "resolve" | "resolved" => ThreadCommand::Resolve(rest_opt),
         "export" => match rest {
@@ -112,6 +140,9 @@ pub fn parse_top_command(text: &str) -> TopCommand {
     match word.to_ascii_lowercase().as_str() {
         "" | "help" if rest.is_empty() => TopCommand::Help,
         "flows" => TopCommand::Flows(rest.to_owned()),
+        "queue" if rest.is_empty() => TopCommand::Queue,
+        "metrics" if rest.is_empty() => TopCommand::Metrics,
+        "escalations" if rest.eq_ignore_ascii_case("here") => TopCommand::EscalationsHere,
         "role" => {
             let mut parts = rest.split_whitespace();
             match (parts.next(), parts.next(), parts.next()) {
@@ -139,6 +170,9 @@ pub fn top_help(command_name: &str) -> String {
         "*ResolutionFlow*: guided troubleshooting that writes the ticket note for you.\n\
 • `{c} <problem>`: start a session in a new thread, e.g. `{c} Outlook keeps asking for a password`\n\
 • `{c} flows <search>`: search the flow library\n\
+• `{c} queue`: escalations waiting for a senior\n\
+• `{c} metrics`: a private link to the escalation metrics (admins)\n\
+• `{c} escalations here`: send the team's escalation cards to this channel (admins)\n\
 • `{c} role @user <role>`: set someone's role (admins)\n\
 • `{c} help`: this help\n\n{THREAD_HELP}",
         c = command_name

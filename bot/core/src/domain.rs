@@ -151,11 +151,12 @@ pub struct Account {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Team {
     pub id: TeamId,
     pub account_id: AccountId,
     pub name: String,
+    pub settings: crate::team::TeamSettings,
     pub created_at: Timestamp,
 }
 

@@ -3,8 +3,8 @@
 //! Adapters render a [`Message`] as Block Kit, Discord components, an Adaptive Card or console text,
 //! and turn a button press back into the [`Action`] it carries.
 
-use crate::domain::{ChannelRef, ThreadKey};
-use crate::ids::{FlowId, SessionId, UserId};
+use crate::domain::{ChannelRef, Priority, ThreadKey};
+use crate::ids::{FlowId, HandoffId, SessionId, UserId};
 use crate::session::StepOutcome;
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,12 @@ impl Message {
 
     pub fn with(mut self, block: Block) -> Self {
         self.blocks.push(block);
+        self
+    }
+
+    /// This message followed by every block of `other`.
+    pub fn extend_with(mut self, other: Message) -> Self {
+        self.blocks.extend(other.blocks);
         self
     }
 
@@ -185,51 +191,42 @@ impl ExportFormat {
 
 /// What a button does. Carried in the button's value and sent back by the adapter when pressed.
 ///
-/// Every action names the session and, where it matters, the step it answers, so a late or double
-/// click on an old button is recognised and acts at most once.
+/// Every action names its session or handoff and, where it matters, the step it answers, so a late
+/// or double click on an old button is recognised and acts at most once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "a", rename_all = "snake_case")]
 pub enum Action {
-    PickFlow {
-        session: SessionId,
-        flow: FlowId,
-    },
-    FreeForm {
-        session: SessionId,
-    },
-    Answer {
-        session: SessionId,
-        node: String,
-        branch: usize,
-    },
-    Checklist {
-        session: SessionId,
-        cursor: usize,
-        outcome: StepOutcome,
-    },
+    PickFlow { session: SessionId, flow: FlowId },
+    FreeForm { session: SessionId },
+    Answer { session: SessionId, node: String, branch: usize },
+    Checklist { session: SessionId, cursor: usize, outcome: StepOutcome },
     /// The solution fixed it (`fixed`) or not.
-    Solution {
-        session: SessionId,
-        node: String,
-        fixed: bool,
-    },
-    Park {
-        session: SessionId,
-    },
-    Resume {
-        session: SessionId,
-    },
-    Resolve {
-        session: SessionId,
-    },
-    Export {
-        session: SessionId,
-        format: ExportFormat,
-    },
+    Solution { session: SessionId, node: String, fixed: bool },
+    Park { session: SessionId },
+    Resume { session: SessionId },
+    Resolve { session: SessionId },
+    Export { session: SessionId, format: ExportFormat },
+    /// Open the escalation form.
+    Escalate { session: SessionId },
+    /// Claim an escalation (first click wins).
+    Claim { handoff: HandoffId },
+    /// A personal link to the handoff-context page.
+    ViewHandoff { handoff: HandoffId },
+    /// "I'm on it": keeps an idle claim from being released.
+    Acknowledge { handoff: HandoffId },
+    /// Start one of the assessment's suggested next steps (a quick reply).
+    StartStep { handoff: HandoffId, step: usize },
+}
+
+/// What an action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionTarget {
+    Session(SessionId),
+    Handoff(HandoffId),
 }
 
 impl Action {
-    pub fn session(&self) -> SessionId {
+    pub fn target(&self) -> ActionTarget {
         match self {
             Action::PickFlow { session, .. }
             | Action::FreeForm { session }
@@ -239,7 +236,20 @@ impl Action {
             | Action::Park { session }
             | Action::Resume { session }
             | Action::Resolve { session }
-            | Action::Export { session, .. } => *session,
+            | Action::Export { session, .. }
+            | Action::Escalate { session } => ActionTarget::Session(*session),
+            Action::Claim { handoff }
+            | Action::ViewHandoff { handoff }
+            | Action::Acknowledge { handoff }
+            | Action::StartStep { handoff, .. } => ActionTarget::Handoff(*handoff),
+        }
+    }
+
+    /// The session this action belongs to, for session actions.
+    pub fn session(&self) -> Option<SessionId> {
+        match self.target() {
+            ActionTarget::Session(session) => Some(session),
+            ActionTarget::Handoff(_) => None,
         }
     }
 
@@ -251,6 +261,124 @@ impl Action {
     /// Reads a button's value back; `None` for anything that is not one of ours.
     pub fn decode(value: &str) -> Option<Self> {
         serde_json::from_str(value).ok()
+    }
+}
+
+/// Where something is said: a channel, and the thread in it if any.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Place {
+    pub channel: ChannelRef,
+    pub thread: Option<String>,
+}
+
+impl From<&ThreadKey> for Place {
+    fn from(key: &ThreadKey) -> Self {
+        Self {
+            channel: ChannelRef {
+                platform: key.platform,
+                workspace: key.workspace.clone(),
+                channel: key.channel.clone(),
+            },
+            thread: Some(key.thread.clone()),
+        }
+    }
+}
+
+impl From<&ChannelRef> for Place {
+    fn from(channel: &ChannelRef) -> Self {
+        Self {
+            channel: channel.clone(),
+            thread: None,
+        }
+    }
+}
+
+/// A form the adapter shows (a Slack modal, a Discord modal, Adaptive Card inputs, console prompts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Form {
+    pub kind: FormKind,
+    pub title: String,
+    pub submit_label: String,
+    pub fields: Vec<FormField>,
+}
+
+/// What a form is for; submitted back with the values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "form", rename_all = "snake_case")]
+pub enum FormKind {
+    Escalate { session: SessionId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormField {
+    pub id: String,
+    pub label: String,
+    pub required: bool,
+    pub input: FieldInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FieldInput {
+    Text { multiline: bool, placeholder: String },
+    /// (value, label) pairs; `default` is a value.
+    Select { options: Vec<(String, String)>, default: String },
+}
+
+/// The escalation form: a reason and a priority.
+pub fn escalate_form(session: SessionId) -> Form {
+    Form {
+        kind: FormKind::Escalate { session },
+        title: "Escalate to a senior".to_owned(),
+        submit_label: "Escalate".to_owned(),
+        fields: vec![
+            FormField {
+                id: "reason".to_owned(),
+                label: "Why are you escalating?".to_owned(),
+                required: true,
+                input: FieldInput::Text {
+                    multiline: true,
+                    placeholder: "e.g. Lockouts continue after clearing the phone's mail profile".to_owned(),
+                },
+            },
+            FormField {
+                id: "priority".to_owned(),
+                label: "Priority".to_owned(),
+                required: true,
+                input: FieldInput::Select {
+                    options: Priority::ALL
+                        .iter()
+                        .map(|p| (p.as_str().to_owned(), capitalise(p.as_str())))
+                        .collect(),
+                    default: Priority::Normal.as_str().to_owned(),
+                },
+            },
+        ],
+    }
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// A submitted form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormSubmission {
+    pub kind: FormKind,
+    /// Field id → value.
+    pub values: Vec<(String, String)>,
+}
+
+impl FormSubmission {
+    pub fn value(&self, id: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -269,24 +397,25 @@ pub enum Effect {
     /// Post in the session's thread.
     Reply { thread: ThreadKey, message: Message },
     /// Post at the top level of a channel.
-    Post {
-        channel: ChannelRef,
-        message: Message,
-    },
-    /// Show a message only to one user, in the thread's channel.
+    Post { channel: ChannelRef, message: Message },
+    /// Show a message only to one user, where they are.
     Private {
-        thread: ThreadKey,
+        place: Place,
         user: UserId,
         platform_user_id: String,
         message: Message,
     },
+    /// Ask one user to fill in a form.
+    OpenForm {
+        place: Place,
+        user: UserId,
+        platform_user_id: String,
+        form: Form,
+    },
     /// Acknowledge a message quietly (a reaction, a tick).
     Acknowledge { thread: ThreadKey },
     /// Hand over a file.
-    Document {
-        thread: ThreadKey,
-        document: Document,
-    },
+    Document { thread: ThreadKey, document: Document },
 }
 
 #[cfg(test)]

@@ -1,26 +1,31 @@
 //! The session engine: what happens when a technician types or clicks in a session thread.
 //!
 //! Each event is handled under its thread's lock (one at a time per thread, concurrently across
-//! threads), against the session as stored. The decision is a pure function of the session and the
-//! input; its changes are committed with optimistic locking, so two replicas handling events for
-//! one thread cannot both win: the loser reloads and decides again.
+//! threads), against the session as stored. The decision is a pure function of the session, the
+//! input and what was loaded for it; its changes — steps, facts, a handoff, deliveries, jobs,
+//! events — are committed in one transaction with optimistic locking, so two replicas handling
+//! events for one thread cannot both win: the loser reloads and decides again.
 
 use crate::command::{
     THREAD_HELP, ThreadCommand, TopCommand, parse_thread_command, parse_top_command, top_help,
 };
-use crate::domain::{Actor, ChatIdentity, InstallationRef, Role, RoleAssignment, ThreadKey};
-use crate::effect::{Action, Block, Choice, Effect, ExportFormat, Message};
+use crate::domain::{Actor, ChannelRef, ChatIdentity, InstallationRef, Priority, Role, RoleAssignment, Team, ThreadKey};
+use crate::effect::{
+    Action, ActionTarget, Block, Choice, Effect, ExportFormat, FormKind, FormSubmission, Message, Place,
+    escalate_form,
+};
+use crate::escalation;
 use crate::export::{self, SessionRecord};
 use crate::flow::{Flow, FlowBody, FlowQuery, FlowRecord, NodeKind, Tree};
-use crate::ids::LinkId;
-use crate::ids::SessionId;
+use crate::handoff::{Handoff, HandoffIntent};
+use crate::ids::{LinkId, SessionId};
 use crate::keyed::KeyedLocks;
 use crate::links::{LinkScope, LinkSigner, ShareLink};
 use crate::ports::{Store, StoreError};
 use crate::redact::Redactor;
 use crate::session::{
-    Conversation, FactSource, FlowCandidate, NewFact, NewSession, NewStep, Session, SessionChange,
-    SessionStatus, StepKind, StepOutcome,
+    Conversation, Fact, FactSource, FlowCandidate, NewFact, NewSession, NewStep, Session, SessionChange,
+    SessionStatus, StepKind, StepOutcome, TimelineStep,
 };
 use crate::time::{Clock, Timestamp};
 use std::sync::Arc;
@@ -68,10 +73,9 @@ pub enum Input {
     /// A message typed in the thread.
     Text(String),
     /// A button press, with the optional line typed into the message's input field.
-    Action {
-        action: Action,
-        input: Option<String>,
-    },
+    Action { action: Action, input: Option<String> },
+    /// A submitted form.
+    Submit(FormSubmission),
 }
 
 /// The answer to a `/rf …` command.
@@ -86,11 +90,23 @@ pub enum CommandOutcome {
 /// The platform-neutral session engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     locks: KeyedLocks,
     redactor: Redactor,
     links: Option<Links>,
+    /// Called after a commit that recorded jobs, so a local worker can start at once.
+    wake: Option<Wake>,
+}
+
+/// A callback that wakes the local job worker.
+#[derive(Clone)]
+pub struct Wake(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wake")
+    }
 }
 
 /// How the engine mints companion links.
@@ -102,16 +118,28 @@ struct Links {
 
 /// The result of deciding one event: what to write and what to say.
 #[derive(Debug, Default)]
-struct Decision {
-    change: SessionChange,
-    effects: Vec<Effect>,
+pub(crate) struct Decision {
+    pub(crate) change: SessionChange,
+    pub(crate) effects: Vec<Effect>,
+}
+
+/// What was loaded for a decision, beyond the session itself.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub(crate) flow: Option<FlowRecord>,
+    pub(crate) timeline: Vec<TimelineStep>,
+    pub(crate) facts: Vec<Fact>,
+    pub(crate) team: Option<Team>,
+    pub(crate) handoff: Option<Handoff>,
 }
 
 /// The context of one decision.
-struct Turn<'a> {
-    actor: &'a Actor,
-    session: &'a Session,
-    redactor: &'a Redactor,
+pub(crate) struct Turn<'a> {
+    pub(crate) actor: &'a Actor,
+    pub(crate) session: &'a Session,
+    pub(crate) redactor: &'a Redactor,
+    pub(crate) now: Timestamp,
+    pub(crate) loaded: &'a Loaded,
 }
 
 impl Engine {
@@ -122,6 +150,7 @@ impl Engine {
             locks: KeyedLocks::new(),
             redactor: Redactor::new(),
             links: None,
+            wake: None,
         }
     }
 
@@ -129,6 +158,18 @@ impl Engine {
     pub fn with_links(mut self, signer: Arc<dyn LinkSigner>, ttl_millis: i64) -> Self {
         self.links = Some(Links { signer, ttl_millis });
         self
+    }
+
+    /// Calls `wake` after every commit that recorded background jobs.
+    pub fn with_wake(mut self, wake: Wake) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        if let Some(wake) = &self.wake {
+            (wake.0)();
+        }
     }
 
     /// Records and signs a companion link for `user`; `None` when no companion is configured.
@@ -155,6 +196,11 @@ impl Engine {
         };
         self.store.create_link(&link).await?;
         Ok(Some(links.signer.url_for(&link)))
+    }
+
+    /// How long links stay valid, for people.
+    pub(crate) fn link_ttl_words(&self) -> String {
+        crate::time::human_duration(self.links.as_ref().map_or(0, |l| l.ttl_millis))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -188,10 +234,12 @@ impl Engine {
         Ok(Actor::from(&user))
     }
 
-    /// Handles the text after `/rf`. `command_name` is how the platform spells the command.
+    /// Handles the text after `/rf`, typed in `channel`. `command_name` is how the platform spells
+    /// the command.
     pub async fn command(
         &self,
         actor: &Actor,
+        channel: &ChannelRef,
         text: &str,
         command_name: &str,
     ) -> EngineResult<CommandOutcome> {
@@ -203,6 +251,9 @@ impl Engine {
                 self.flow_search_message(actor, &search).await?,
             )),
             TopCommand::Role { user, role } => respond(self.change_role(actor, &user, role).await?),
+            TopCommand::EscalationsHere => respond(self.escalations_here(actor, channel).await?),
+            TopCommand::Queue => Ok(CommandOutcome::Respond(self.queue_message(actor).await?)),
+            TopCommand::Metrics => respond(self.metrics_link(actor).await?),
             TopCommand::Start(problem) => {
                 if !actor.role.can_work_sessions() {
                     return respond(viewer_refusal());
@@ -217,14 +268,7 @@ impl Engine {
             let flows = self.store.list_flows(actor.account_id).await?;
             let items = flows
                 .iter()
-                .map(|f| {
-                    format!(
-                        "{} ({}, {})",
-                        f.title,
-                        f.kind,
-                        category_or_general(&f.category)
-                    )
-                })
+                .map(|f| format!("{} ({}, {})", f.title, f.kind, category_or_general(&f.category)))
                 .collect::<Vec<_>>();
             return Ok(Message::new()
                 .heading(format!("Flow library: {} flows", flows.len()))
@@ -241,13 +285,7 @@ impl Engine {
         }
         let items = hits
             .iter()
-            .map(|h| {
-                format!(
-                    "{} ({})",
-                    h.summary.title,
-                    category_or_general(&h.summary.category)
-                )
-            })
+            .map(|h| format!("{} ({})", h.summary.title, category_or_general(&h.summary.category)))
             .collect();
         Ok(Message::new()
             .heading(format!("Flows matching \"{search}\""))
@@ -270,8 +308,7 @@ impl Engine {
             .store
             .find_user(actor.account_id, actor.platform, &platform_user_id)
             .await?;
-        let touches_owner =
-            granting_owner || existing.as_ref().is_some_and(|u| u.role == Role::Owner);
+        let touches_owner = granting_owner || existing.as_ref().is_some_and(|u| u.role == Role::Owner);
         if touches_owner && !matches!(actor.role, Role::Owner | Role::SuperAdmin) {
             return Ok("Only an owner can grant or remove the owner role.".to_owned());
         }
@@ -295,12 +332,7 @@ impl Engine {
                 self.now(),
             )
             .await?;
-        Ok(format!(
-            "{} is now {} {}.",
-            user.display_name,
-            article(role),
-            role
-        ))
+        Ok(format!("{} is now {} {}.", user.display_name, article(role), role))
     }
 
     /// Starts a session about `problem` in `thread` (a thread the adapter has just opened).
@@ -310,41 +342,23 @@ impl Engine {
         thread: ThreadKey,
         problem: &str,
     ) -> EngineResult<Vec<Effect>> {
-        let private = |text: String| {
-            vec![Effect::Private {
-                thread: thread.clone(),
-                user: actor.user_id,
-                platform_user_id: actor.platform_user_id.clone(),
-                message: Message::text(text),
-            }]
-        };
+        let place = Place::from(&thread);
         if !actor.role.can_work_sessions() {
-            return Ok(private(viewer_refusal()));
+            return Ok(vec![private_to(&place, actor, &viewer_refusal())]);
         }
         let problem = self.redactor.redact(problem.trim()).into_owned();
         if problem.is_empty() {
-            return Ok(private(
-                "Tell me what's wrong, e.g. `/rf printer shows offline`.".to_owned(),
-            ));
+            return Ok(vec![private_to(&place, actor, "Tell me what's wrong, e.g. `/rf printer shows offline`.")]);
         }
         let _guard = self.locks.lock(&thread.lock_key()).await;
-        if let Some(existing) = self
-            .store
-            .session_for_thread(actor.account_id, &thread)
-            .await?
-        {
-            let mut effects = private(
-                "There is already a session in this thread; here is where it stands.".to_owned(),
-            );
-            effects.push(Effect::Reply {
-                thread: thread.clone(),
-                message: prompt_message(
-                    existing.id,
-                    existing.flow.as_ref(),
-                    &existing.conversation,
-                ),
-            });
-            return Ok(effects);
+        if let Some(existing) = self.store.session_for_thread(actor.account_id, &thread).await? {
+            return Ok(vec![
+                private_to(&place, actor, "There is already a session in this thread; here is where it stands."),
+                Effect::Reply {
+                    thread: thread.clone(),
+                    message: prompt_message(existing.id, existing.flow.as_ref(), &existing.conversation),
+                },
+            ]);
         }
         let hits = self
             .store
@@ -389,22 +403,44 @@ impl Engine {
             .await?;
         let mut message = Message::new()
             .heading(format!("Troubleshooting: {problem}"))
-            .context(format!(
-                "Session owner: {}. Everything in this thread goes into the ticket note.",
-                actor.display_name
-            ));
+            .context(format!("Session owner: {}. Everything in this thread goes into the ticket note.", actor.display_name));
         if session.conversation == Conversation::FreeForm {
-            message = message
-                .paragraph("No flow in the library matches this yet, so let's work it free-form.");
+            message = message.paragraph("No flow in the library matches this yet, so let's work it free-form.");
         }
-        message
-            .blocks
-            .extend(prompt_message(session.id, None, &session.conversation).blocks);
-        message = message.context("Type `help` in this thread for commands: `note`, `fact`, `ticket`, `park`, `resolve`, `export`.");
+        message.blocks.extend(prompt_message(session.id, None, &session.conversation).blocks);
+        message = message.context("Type `help` in this thread for commands: `note`, `fact`, `ticket`, `park`, `escalate`, `resolve`, `export`.");
         Ok(vec![Effect::Reply { thread, message }])
     }
 
-    /// Handles a message or button press in a session thread.
+    /// A button was pressed at `place`: routes it to its session's thread or its handoff.
+    pub async fn press(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        action: Action,
+        input: Option<String>,
+    ) -> EngineResult<Vec<Effect>> {
+        match action.target() {
+            ActionTarget::Session(id) => match self.store.get_session(actor.account_id, id).await {
+                Ok(session) => self.handle(actor, &session.thread, Input::Action { action, input }).await,
+                Err(StoreError::NotFound { .. }) => Ok(vec![private_to(place, actor, "That session no longer exists.")]),
+                Err(e) => Err(e.into()),
+            },
+            ActionTarget::Handoff(handoff) => escalation::press(self, actor, place, handoff, action).await,
+        }
+    }
+
+    /// A form was submitted at `place`.
+    pub async fn submit(&self, actor: &Actor, place: &Place, submission: FormSubmission) -> EngineResult<Vec<Effect>> {
+        let FormKind::Escalate { session } = submission.kind;
+        match self.store.get_session(actor.account_id, session).await {
+            Ok(session) => self.handle(actor, &session.thread, Input::Submit(submission)).await,
+            Err(StoreError::NotFound { .. }) => Ok(vec![private_to(place, actor, "That session no longer exists.")]),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Handles a message, button press or form in a session thread.
     #[tracing::instrument(skip_all, fields(thread = %thread.lock_key(), user.id = %actor.user_id))]
     pub async fn handle(
         &self,
@@ -414,43 +450,34 @@ impl Engine {
     ) -> EngineResult<Vec<Effect>> {
         let _guard = self.locks.lock(&thread.lock_key()).await;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(session) = self
-                .store
-                .session_for_thread(actor.account_id, thread)
-                .await?
-            else {
+            let Some(session) = self.store.session_for_thread(actor.account_id, thread).await? else {
                 return Ok(match input {
                     // Ordinary chatter in a thread without a session is none of our business.
                     Input::Text(_) => Vec::new(),
-                    Input::Action { .. } => {
-                        vec![private_to(thread, actor, "That session no longer exists.")]
+                    Input::Action { .. } | Input::Submit(_) => {
+                        vec![private_to(&Place::from(thread), actor, "That session no longer exists.")]
                     }
                 });
             };
+            let loaded = Loaded::default();
             let turn = Turn {
                 actor,
                 session: &session,
                 redactor: &self.redactor,
+                now: self.now(),
+                loaded: &loaded,
             };
             let input = turn.normalise(input.clone());
             if let Some(effects) = self.read_only(&turn, &input).await? {
                 return Ok(effects);
             }
-            let flow = match &input {
-                Input::Action {
-                    action: Action::PickFlow { flow, .. },
-                    ..
-                } => match self.store.get_flow(actor.account_id, *flow).await {
-                    Ok(record) => Some(record),
-                    Err(StoreError::NotFound { .. }) => None,
-                    Err(e) => return Err(e.into()),
-                },
-                _ => None,
-            };
-            let decision = turn.decide(input, flow);
+            let loaded = self.load(&session, &input).await?;
+            let turn = Turn { loaded: &loaded, ..turn };
+            let decision = turn.decide(input);
             if decision.change.is_empty() {
                 return Ok(decision.effects);
             }
+            let has_jobs = !decision.change.jobs.is_empty();
             match self
                 .store
                 .commit_session(
@@ -462,7 +489,12 @@ impl Engine {
                 )
                 .await
             {
-                Ok(_) => return Ok(decision.effects),
+                Ok(_) => {
+                    if has_jobs {
+                        self.wake_workers();
+                    }
+                    return Ok(decision.effects);
+                }
                 Err(StoreError::Conflict { .. }) => {
                     tracing::debug!(session.id = %session.id, "session changed concurrently; deciding again");
                 }
@@ -472,7 +504,37 @@ impl Engine {
         Err(EngineError::Contended)
     }
 
-    /// Commands that only read: facts, export, status, help.
+    /// Loads what deciding this input needs.
+    async fn load(&self, session: &Session, input: &Input) -> EngineResult<Loaded> {
+        let account = session.account_id;
+        let mut loaded = Loaded::default();
+        if let Input::Action { action: Action::PickFlow { flow, .. }, .. } = input {
+            loaded.flow = match self.store.get_flow(account, *flow).await {
+                Ok(record) => Some(record),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+        }
+        let hands_off = match input {
+            Input::Submit(_) => true,
+            Input::Text(text) => matches!(
+                parse_thread_command(text),
+                Some(Ok(ThreadCommand::Park(_) | ThreadCommand::Escalate { reason: Some(_), .. }))
+            ),
+            Input::Action { action, .. } => matches!(action, Action::Park { .. }),
+        };
+        if hands_off {
+            loaded.timeline = self.store.timeline(account, session.id).await?;
+            loaded.facts = self.store.facts(account, session.id).await?;
+            loaded.team = Some(self.store.get_team(account, session.team_id).await?);
+        }
+        if let Some(handoff) = session.handoff_id {
+            loaded.handoff = Some(self.store.get_handoff(account, handoff).await?);
+        }
+        Ok(loaded)
+    }
+
+    /// Commands that only read: facts, export, status, help, link.
     async fn read_only(&self, turn: &Turn<'_>, input: &Input) -> EngineResult<Option<Vec<Effect>>> {
         let session = turn.session;
         let format = match input {
@@ -497,20 +559,10 @@ impl Engine {
                 Some(Ok(ThreadCommand::Link)) => {
                     let actor = turn.actor;
                     let url = self
-                        .share_link(
-                            actor.account_id,
-                            actor.user_id,
-                            actor.role,
-                            LinkScope::Session(session.id),
-                        )
+                        .share_link(actor.account_id, actor.user_id, actor.role, LinkScope::Session(session.id))
                         .await?;
                     let text = match url {
-                        Some(url) => format!(
-                            "This session's timeline (valid for {}, only for you): {url}",
-                            crate::time::human_duration(
-                                self.links.as_ref().map_or(0, |l| l.ttl_millis)
-                            )
-                        ),
+                        Some(url) => format!("This session's timeline (valid for {}, only for you): {url}", self.link_ttl_words()),
                         None => "The web companion is not configured on this server.".to_owned(),
                     };
                     return Ok(Some(vec![turn.private(text)]));
@@ -522,16 +574,11 @@ impl Engine {
                 action: Action::Export { format, .. },
                 ..
             } => *format,
-            Input::Action { .. } => return Ok(None),
+            Input::Action { .. } | Input::Submit(_) => return Ok(None),
         };
-        let document = export_session(
-            self.store.as_ref(),
-            &self.redactor,
-            session.account_id,
-            session.id,
-            format,
-        )
-        .await?;
+        let document =
+            export_session(self.store.as_ref(), &self.redactor, session.account_id, session.id, format)
+                .await?;
         Ok(Some(vec![Effect::Document {
             thread: session.thread.clone(),
             document,
@@ -573,25 +620,25 @@ pub async fn export_session(
     Ok(export::render(&record, format, redactor))
 }
 
-fn private_to(thread: &ThreadKey, actor: &Actor, text: &str) -> Effect {
+pub(crate) fn private_to(place: &Place, actor: &Actor, text: &str) -> Effect {
+    private_message(place, actor, Message::text(text))
+}
+
+pub(crate) fn private_message(place: &Place, actor: &Actor, message: Message) -> Effect {
     Effect::Private {
-        thread: thread.clone(),
+        place: place.clone(),
         user: actor.user_id,
         platform_user_id: actor.platform_user_id.clone(),
-        message: Message::text(text),
+        message,
     }
 }
 
-fn viewer_refusal() -> String {
+pub(crate) fn viewer_refusal() -> String {
     "You have the viewer role, which can watch sessions but not change them. Ask an admin for the engineer role (`role @you engineer`).".to_owned()
 }
 
 fn category_or_general(category: &str) -> &str {
-    if category.is_empty() {
-        "General"
-    } else {
-        category
-    }
+    if category.is_empty() { "General" } else { category }
 }
 
 fn article(role: Role) -> &'static str {
@@ -616,39 +663,34 @@ pub fn parse_mention(mention: &str) -> (String, Option<String>) {
 }
 
 impl Turn<'_> {
-    fn private(&self, text: impl Into<String>) -> Effect {
-        Effect::Private {
-            thread: self.session.thread.clone(),
-            user: self.actor.user_id,
-            platform_user_id: self.actor.platform_user_id.clone(),
-            message: Message::text(text.into()),
-        }
+    pub(crate) fn place(&self) -> Place {
+        Place::from(&self.session.thread)
     }
 
-    fn reply(&self, message: Message) -> Effect {
+    pub(crate) fn private(&self, text: impl Into<String>) -> Effect {
+        private_to(&self.place(), self.actor, &text.into())
+    }
+
+    pub(crate) fn reply(&self, message: Message) -> Effect {
         Effect::Reply {
             thread: self.session.thread.clone(),
             message,
         }
     }
 
-    fn refuse(&self, text: impl Into<String>) -> Decision {
+    pub(crate) fn refuse(&self, text: impl Into<String>) -> Decision {
         Decision {
             change: SessionChange::default(),
             effects: vec![self.private(text)],
         }
     }
 
-    fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         self.redactor.redact(text.trim()).into_owned()
     }
 
     fn current_prompt(&self) -> Message {
-        prompt_message(
-            self.session.id,
-            self.session.flow.as_ref(),
-            &self.session.conversation,
-        )
+        prompt_message(self.session.id, self.session.flow.as_ref(), &self.session.conversation)
     }
 
     fn status_message(&self) -> Message {
@@ -656,7 +698,7 @@ impl Turn<'_> {
         let status = match s.status {
             SessionStatus::Active => "In progress",
             SessionStatus::Parked => "Parked: type `resume` to pick it up",
-            SessionStatus::Escalated => "Escalated",
+            SessionStatus::Escalated => "Escalated: waiting for a senior to claim it",
             SessionStatus::Resolved => "Resolved",
             SessionStatus::Abandoned => "Abandoned",
         };
@@ -666,15 +708,11 @@ impl Turn<'_> {
                 ("Status".to_owned(), status.to_owned()),
                 (
                     "Flow".to_owned(),
-                    s.flow
-                        .as_ref()
-                        .map_or_else(|| "none".to_owned(), |f| f.meta.title.clone()),
+                    s.flow.as_ref().map_or_else(|| "none".to_owned(), |f| f.meta.title.clone()),
                 ),
                 (
                     "Ticket".to_owned(),
-                    s.psa_ticket
-                        .as_ref()
-                        .map_or_else(|| "not linked".to_owned(), |t| format!("#{t}")),
+                    s.psa_ticket.as_ref().map_or_else(|| "not linked".to_owned(), |t| format!("#{t}")),
                 ),
             ],
         });
@@ -702,26 +740,22 @@ impl Turn<'_> {
             })
     }
 
-    fn decide(&self, input: Input, flow: Option<FlowRecord>) -> Decision {
+    fn decide(&self, input: Input) -> Decision {
         let role = self.actor.role;
         let same_team = self.actor.team_id == self.session.team_id || role.is_admin();
         match input {
             Input::Text(text) => match parse_thread_command(&text) {
                 Some(Err(usage)) => self.refuse(usage),
-                Some(Ok(_)) | None if !role.can_work_sessions() => {
-                    match parse_thread_command(&text) {
-                        Some(_) => self.refuse(viewer_refusal()),
-                        None => Decision::default(),
-                    }
-                }
-                Some(Ok(_)) | None if !same_team => {
-                    self.refuse("This session belongs to another team.")
-                }
+                Some(Ok(_)) | None if !role.can_work_sessions() => match parse_thread_command(&text) {
+                    Some(_) => self.refuse(viewer_refusal()),
+                    None => Decision::default(),
+                },
+                Some(Ok(_)) | None if !same_team => self.refuse("This session belongs to another team."),
                 Some(Ok(command)) => self.command(command),
                 None => self.message(&text),
             },
             Input::Action { action, input } => {
-                if action.session() != self.session.id {
+                if action.session() != Some(self.session.id) {
                     return self.refuse("That button belongs to another session.");
                 }
                 if !role.can_work_sessions() {
@@ -730,7 +764,24 @@ impl Turn<'_> {
                 if !same_team {
                     return self.refuse("This session belongs to another team.");
                 }
-                self.action(action, input, flow)
+                self.action(action, input)
+            }
+            Input::Submit(submission) => {
+                if !role.can_work_sessions() {
+                    return self.refuse(viewer_refusal());
+                }
+                if !same_team {
+                    return self.refuse("Only the session's team can escalate it.");
+                }
+                let reason = submission.value("reason").map(|r| self.redact(r)).unwrap_or_default();
+                if reason.is_empty() {
+                    return self.refuse("An escalation needs a reason: say what you tried and why you're stuck.");
+                }
+                let priority = submission
+                    .value("priority")
+                    .and_then(|p| p.parse::<Priority>().ok())
+                    .unwrap_or(Priority::Normal);
+                self.escalate(priority, reason)
             }
         }
     }
@@ -750,10 +801,7 @@ impl Turn<'_> {
                         bump_state_version: true,
                         ..SessionChange::default()
                     }
-                    .step(NewStep::by(
-                        user,
-                        StepKind::FactAdded { text: text.clone() },
-                    )),
+                    .step(NewStep::by(user, StepKind::FactAdded { text: text.clone() })),
                     effects: vec![self.reply(Message::text(format!("Fact recorded: {text}")))],
                 }
             }
@@ -773,17 +821,16 @@ impl Turn<'_> {
                     psa_ticket: Some(ticket.clone()),
                     ..SessionChange::default()
                 }
-                .step(NewStep::by(
-                    user,
-                    StepKind::TicketLinked {
-                        ticket: ticket.clone(),
-                    },
-                )),
+                .step(NewStep::by(user, StepKind::TicketLinked { ticket: ticket.clone() })),
                 effects: vec![self.reply(Message::text(format!(
                     "Linked to ticket #{ticket}. The ticket note will reference it."
                 )))],
             },
             ThreadCommand::Park(reason) => self.park(reason.map(|r| self.redact(&r))),
+            ThreadCommand::Escalate { priority, reason } => match reason {
+                Some(reason) => self.escalate(priority.unwrap_or(Priority::Normal), self.redact(&reason)),
+                None => self.open_escalate_form(),
+            },
             ThreadCommand::Resume => self.resume(),
             ThreadCommand::Resolve(summary) => self.resolve(summary.map(|s| self.redact(&s))),
             // Read-only commands are answered before deciding.
@@ -814,8 +861,11 @@ impl Turn<'_> {
 
     fn park(&self, reason: Option<String>) -> Decision {
         match self.session.status {
-            SessionStatus::Active | SessionStatus::Escalated => {}
+            SessionStatus::Active => {}
             SessionStatus::Parked => return self.refuse("This session is already parked."),
+            SessionStatus::Escalated => {
+                return self.refuse("This session is escalated; a senior will pick it up from the queue.");
+            }
             SessionStatus::Resolved | SessionStatus::Abandoned => {
                 return self.refuse("This session is closed; there is nothing to park.");
             }
@@ -824,23 +874,16 @@ impl Turn<'_> {
             .paragraph(format!(
                 "Parked by {}{}. Anyone on the team can pick it up where it stands.",
                 self.actor.display_name,
-                reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
+                reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
             ))
             .choices(vec![
-                Choice::new(
-                    "Resume",
-                    Action::Resume {
-                        session: self.session.id,
-                    },
-                )
-                .primary(),
+                Choice::new("Resume", Action::Resume { session: self.session.id }).primary(),
             ]);
+        let handoff = escalation::new_handoff(self, HandoffIntent::Park, Priority::Normal, reason.clone().unwrap_or_default());
         Decision {
             change: SessionChange {
                 status: Some(SessionStatus::Parked),
+                handoff: Some(handoff),
                 ..SessionChange::default()
             }
             .step(NewStep::by(self.actor.user_id, StepKind::Parked { reason })),
@@ -848,10 +891,45 @@ impl Turn<'_> {
         }
     }
 
+    fn open_escalate_form(&self) -> Decision {
+        if let Some(refusal) = self.cannot_escalate() {
+            return self.refuse(refusal);
+        }
+        Decision {
+            change: SessionChange::default(),
+            effects: vec![Effect::OpenForm {
+                place: self.place(),
+                user: self.actor.user_id,
+                platform_user_id: self.actor.platform_user_id.clone(),
+                form: escalate_form(self.session.id),
+            }],
+        }
+    }
+
+    /// Why this session cannot be escalated now, if it cannot.
+    pub(crate) fn cannot_escalate(&self) -> Option<String> {
+        match self.session.status {
+            SessionStatus::Active | SessionStatus::Parked => None,
+            SessionStatus::Escalated => Some(match self.loaded.handoff.as_ref().and_then(|h| h.claimed_by_name.clone()) {
+                Some(name) => format!("{name} has already claimed this escalation."),
+                None => "This session is already escalated and waiting for a senior to claim it.".to_owned(),
+            }),
+            SessionStatus::Resolved | SessionStatus::Abandoned => Some("This session is closed.".to_owned()),
+        }
+    }
+
+    fn escalate(&self, priority: Priority, reason: String) -> Decision {
+        if let Some(refusal) = self.cannot_escalate() {
+            return self.refuse(refusal);
+        }
+        escalation::escalate(self, priority, reason)
+    }
+
     fn resume(&self) -> Decision {
         if self.session.status != SessionStatus::Parked {
             return self.refuse(match self.session.status {
                 SessionStatus::Active => "This session is already in progress.",
+                SessionStatus::Escalated => "This session is escalated: claim it from the escalation card to take it over.",
                 _ => "Only a parked session can be resumed.",
             });
         }
@@ -864,6 +942,7 @@ impl Turn<'_> {
             change: SessionChange {
                 status: Some(SessionStatus::Active),
                 owner: Some(self.actor.user_id),
+                close_handoff: self.session.handoff_id.is_some(),
                 ..SessionChange::default()
             }
             .step(NewStep::by(self.actor.user_id, StepKind::Resumed)),
@@ -875,64 +954,42 @@ impl Turn<'_> {
         if self.session.status.is_closed() {
             return self.refuse("This session is already closed.");
         }
-        let summary =
-            summary.unwrap_or_else(|| match (&self.session.conversation, &self.session.flow) {
-                (Conversation::Solution { node }, Some(flow)) => solution_summary(flow, node),
-                (Conversation::ChecklistComplete, Some(flow)) => {
-                    format!("Completed \"{}\".", flow.meta.title)
-                }
-                _ => "Resolved.".to_owned(),
-            });
+        let summary = summary.unwrap_or_else(|| match (&self.session.conversation, &self.session.flow) {
+            (Conversation::Solution { node }, Some(flow)) => solution_summary(flow, node),
+            (Conversation::ChecklistComplete, Some(flow)) => format!("Completed \"{}\".", flow.meta.title),
+            _ => "Resolved.".to_owned(),
+        });
         let id = self.session.id;
         let message = Message::new()
-            .paragraph(format!(
-                "Resolved by {}: {summary}",
-                self.actor.display_name
-            ))
+            .paragraph(format!("Resolved by {}: {summary}", self.actor.display_name))
             .paragraph("Get the ticket note:")
             .choices(vec![
-                Choice::new(
-                    "Markdown",
-                    Action::Export {
-                        session: id,
-                        format: ExportFormat::Markdown,
-                    },
-                )
-                .primary(),
-                Choice::new(
-                    "Plain text",
-                    Action::Export {
-                        session: id,
-                        format: ExportFormat::Text,
-                    },
-                ),
-                Choice::new(
-                    "HTML",
-                    Action::Export {
-                        session: id,
-                        format: ExportFormat::Html,
-                    },
-                ),
+                Choice::new("Markdown", Action::Export { session: id, format: ExportFormat::Markdown }).primary(),
+                Choice::new("Plain text", Action::Export { session: id, format: ExportFormat::Text }),
+                Choice::new("HTML", Action::Export { session: id, format: ExportFormat::Html }),
             ]);
+        let mut change = SessionChange {
+            status: Some(SessionStatus::Resolved),
+            resolution: Some(summary.clone()),
+            close_handoff: self.session.handoff_id.is_some(),
+            ..SessionChange::default()
+        }
+        .step(NewStep::by(self.actor.user_id, StepKind::Resolved { summary }));
+        if let Some(handoff) = self.loaded.handoff.as_ref().filter(|h| h.intent == HandoffIntent::Escalate && h.is_open()) {
+            escalation::close_escalation(self, handoff, &mut change);
+        }
         Decision {
-            change: SessionChange {
-                status: Some(SessionStatus::Resolved),
-                resolution: Some(summary.clone()),
-                ..SessionChange::default()
-            }
-            .step(NewStep::by(
-                self.actor.user_id,
-                StepKind::Resolved { summary },
-            )),
+            change,
             effects: vec![self.reply(message)],
         }
     }
 
-    fn action(&self, action: Action, input: Option<String>, flow: Option<FlowRecord>) -> Decision {
+    fn action(&self, action: Action, input: Option<String>) -> Decision {
         match action {
             Action::Park { .. } => return self.park(None),
             Action::Resume { .. } => return self.resume(),
             Action::Resolve { .. } => return self.resolve(None),
+            Action::Escalate { .. } => return self.open_escalate_form(),
             // Answered before deciding.
             Action::Export { .. } => return Decision::default(),
             _ => {}
@@ -943,9 +1000,7 @@ impl Turn<'_> {
                 return self.refuse("This session is parked. Type `resume` to pick it up first.");
             }
             SessionStatus::Escalated => {
-                return self.refuse(
-                    "This session is escalated; the flow continues once someone claims it.",
-                );
+                return self.refuse("This session is escalated; the flow continues once someone claims it.");
             }
             SessionStatus::Resolved | SessionStatus::Abandoned => {
                 return self.refuse("This session is closed.");
@@ -955,9 +1010,12 @@ impl Turn<'_> {
         let stale = || self.refuse("That step has already been answered; here is the current one.");
         match (action, &self.session.conversation) {
             (Action::PickFlow { flow: wanted, .. }, Conversation::ChoosingFlow { candidates }) => {
-                let Some(record) = flow.filter(|r| {
-                    candidates.iter().any(|c| c.flow_id == wanted) && r.summary.id == wanted
-                }) else {
+                let Some(record) = self
+                    .loaded
+                    .flow
+                    .as_ref()
+                    .filter(|r| candidates.iter().any(|c| c.flow_id == wanted) && r.summary.id == wanted)
+                else {
                     return self.refuse("That flow is no longer in the library. Pick another, or troubleshoot without one.");
                 };
                 let (conversation, mut steps, message) = enter_flow(self.session, &record.flow);
@@ -987,24 +1045,14 @@ impl Turn<'_> {
                     ..SessionChange::default()
                 }
                 .step(NewStep::by(user, StepKind::FreeFormChosen)),
-                effects: vec![self.reply(prompt_message(
-                    self.session.id,
-                    None,
-                    &Conversation::FreeForm,
-                ))],
+                effects: vec![self.reply(prompt_message(self.session.id, None, &Conversation::FreeForm))],
             },
-            (Action::Answer { node, branch, .. }, Conversation::Tree { node: current })
-                if node == *current =>
-            {
+            (Action::Answer { node, branch, .. }, Conversation::Tree { node: current }) if node == *current => {
                 let Some((tree, flow)) = self.tree() else {
                     return self.refuse("This session's flow could not be read.");
                 };
-                let Some(asked) = tree.node(&node) else {
-                    return stale();
-                };
-                let Some(chosen) = asked.branches.get(branch) else {
-                    return stale();
-                };
+                let Some(asked) = tree.node(&node) else { return stale() };
+                let Some(chosen) = asked.branches.get(branch) else { return stale() };
                 let answered = NewStep::by(
                     user,
                     StepKind::Answered {
@@ -1013,8 +1061,7 @@ impl Turn<'_> {
                         answer: chosen.label.clone(),
                     },
                 );
-                let (conversation, mut steps, message) =
-                    enter_node(self.session.id, flow, tree, &chosen.next);
+                let (conversation, mut steps, message) = enter_node(self.session.id, flow, tree, &chosen.next);
                 steps.insert(0, answered);
                 Decision {
                     change: SessionChange {
@@ -1025,18 +1072,11 @@ impl Turn<'_> {
                     effects: vec![self.reply(message)],
                 }
             }
-            (
-                Action::Checklist {
-                    cursor, outcome, ..
-                },
-                Conversation::Checklist { cursor: current },
-            ) if cursor == *current => {
+            (Action::Checklist { cursor, outcome, .. }, Conversation::Checklist { cursor: current }) if cursor == *current => {
                 let Some(flow) = &self.session.flow else {
                     return self.refuse("This session's flow could not be read.");
                 };
-                let Some(item) = checklist_item(flow, cursor) else {
-                    return stale();
-                };
+                let Some(item) = checklist_item(flow, cursor) else { return stale() };
                 let output = input.map(|o| self.redact(&o)).filter(|o| !o.is_empty());
                 let result = NewStep::by(
                     user,
@@ -1064,9 +1104,7 @@ impl Turn<'_> {
                     effects: vec![self.reply(message)],
                 }
             }
-            (Action::Solution { node, fixed, .. }, Conversation::Solution { node: current })
-                if node == *current =>
-            {
+            (Action::Solution { node, fixed, .. }, Conversation::Solution { node: current }) if node == *current => {
                 if fixed {
                     return self.resolve(None);
                 }
@@ -1081,9 +1119,12 @@ impl Turn<'_> {
                         ..SessionChange::default()
                     }
                     .step(NewStep::by(user, StepKind::SolutionRejected { node, title })),
-                    effects: vec![self.reply(Message::text(
-                        "OK, that didn't fix it. Keep going free-form: type what you check and find, `fact <text>` for anything confirmed, `park` to hand it to the team, or `resolve <summary>` once it's fixed.",
-                    ))],
+                    effects: vec![self.reply(
+                        Message::text(
+                            "OK, that didn't fix it. Keep going free-form: type what you check and find, `fact <text>` for anything confirmed, or `resolve <summary>` once it's fixed.",
+                        )
+                        .choices(vec![Choice::new("Escalate to a senior", Action::Escalate { session: self.session.id })]),
+                    )],
                 }
             }
             _ => {
@@ -1146,17 +1187,11 @@ fn enter_node(
     node_id: &str,
 ) -> (Conversation, Vec<NewStep>, Message) {
     let Some(node) = tree.node(node_id) else {
-        return (
-            Conversation::FreeForm,
-            Vec::new(),
-            Message::text("The flow ends here."),
-        );
+        return (Conversation::FreeForm, Vec::new(), Message::text("The flow ends here."));
     };
     let (conversation, step) = if node.kind == NodeKind::Solution {
         (
-            Conversation::Solution {
-                node: node.id.clone(),
-            },
+            Conversation::Solution { node: node.id.clone() },
             StepKind::SolutionReached {
                 node: node.id.clone(),
                 title: node.title.clone().unwrap_or_else(|| "Solution".to_owned()),
@@ -1165,9 +1200,7 @@ fn enter_node(
         )
     } else {
         (
-            Conversation::Tree {
-                node: node.id.clone(),
-            },
+            Conversation::Tree { node: node.id.clone() },
             StepKind::NodeShown {
                 node: node.id.clone(),
                 text: node.text.clone(),
@@ -1202,10 +1235,7 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
     let (target, index) = if targets.is_empty() {
         (None, cursor)
     } else {
-        (
-            Some(targets.get(cursor / per_target)?.clone()),
-            cursor % per_target,
-        )
+        (Some(targets.get(cursor / per_target)?.clone()), cursor % per_target)
     };
     let item = checklist.items().nth(index)?;
     // Maintenance steps may name the target they run against as `{target}`.
@@ -1228,37 +1258,25 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
 }
 
 /// What to show for the session's current state.
-pub fn prompt_message(
-    session: SessionId,
-    flow: Option<&Flow>,
-    conversation: &Conversation,
-) -> Message {
+pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Conversation) -> Message {
+    let escalate = || Choice::new("Escalate", Action::Escalate { session });
     match conversation {
         Conversation::ChoosingFlow { candidates } => {
             let mut choices: Vec<Choice> = candidates
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let choice = Choice::new(
-                        c.title.clone(),
-                        Action::PickFlow {
-                            session,
-                            flow: c.flow_id,
-                        },
-                    );
+                    let choice = Choice::new(c.title.clone(), Action::PickFlow { session, flow: c.flow_id });
                     if i == 0 { choice.primary() } else { choice }
                 })
                 .collect();
-            choices.push(Choice::new(
-                "Troubleshoot without a flow",
-                Action::FreeForm { session },
-            ));
+            choices.push(Choice::new("Troubleshoot without a flow", Action::FreeForm { session }));
             Message::new()
                 .paragraph("These flows look like a match. Pick one to walk through it:")
                 .choices(choices)
         }
         Conversation::FreeForm => Message::text(
-            "Free-form: type what you check and what you find as you go, and it all goes into the ticket note. `fact <text>` records something confirmed; `resolve <summary>` closes the session.",
+            "Free-form: type what you check and what you find as you go, and it all goes into the ticket note. `fact <text>` records something confirmed; `escalate` asks a senior; `resolve <summary>` closes the session.",
         ),
         Conversation::Tree { node } | Conversation::Solution { node } => {
             let Some(tree_node) = flow.and_then(|f| match &f.body {
@@ -1292,58 +1310,27 @@ pub fn prompt_message(
             }
             let choices = if tree_node.kind == NodeKind::Solution {
                 vec![
-                    Choice::new(
-                        "That fixed it",
-                        Action::Solution {
-                            session,
-                            node: node.clone(),
-                            fixed: true,
-                        },
-                    )
-                    .primary(),
-                    Choice::new(
-                        "Still broken",
-                        Action::Solution {
-                            session,
-                            node: node.clone(),
-                            fixed: false,
-                        },
-                    ),
+                    Choice::new("That fixed it", Action::Solution { session, node: node.clone(), fixed: true }).primary(),
+                    Choice::new("Still broken", Action::Solution { session, node: node.clone(), fixed: false }),
                 ]
             } else {
                 tree_node
                     .branches
                     .iter()
                     .enumerate()
-                    .map(|(branch, b)| {
-                        Choice::new(
-                            b.label.clone(),
-                            Action::Answer {
-                                session,
-                                node: node.clone(),
-                                branch,
-                            },
-                        )
-                    })
+                    .map(|(branch, b)| Choice::new(b.label.clone(), Action::Answer { session, node: node.clone(), branch }))
+                    .chain(std::iter::once(escalate()))
                     .collect()
             };
             message.choices(choices)
         }
         Conversation::Checklist { cursor } => {
             let Some(item) = flow.and_then(|f| checklist_item(f, *cursor)) else {
-                return Message::text(
-                    "This session's checklist could not be read; carry on free-form.",
-                );
+                return Message::text("This session's checklist could not be read; carry on free-form.");
             };
             let where_ = match &item.target {
-                Some(target) => format!(
-                    "{target} · {} · step {} of {}",
-                    item.section, item.position, item.per_target
-                ),
-                None => format!(
-                    "{} · step {} of {}",
-                    item.section, item.position, item.per_target
-                ),
+                Some(target) => format!("{target} · {} · step {} of {}", item.section, item.position, item.per_target),
+                None => format!("{} · step {} of {}", item.section, item.position, item.per_target),
             };
             let mut message = Message::new().context(where_).heading(item.text.clone());
             if let Some(help) = item.help {
@@ -1355,16 +1342,7 @@ pub fn prompt_message(
             if let Some(expect) = item.expect {
                 message = message.context(format!("Expected: {expect}"));
             }
-            let choice = |label: &str, outcome| {
-                Choice::new(
-                    label,
-                    Action::Checklist {
-                        session,
-                        cursor: *cursor,
-                        outcome,
-                    },
-                )
-            };
+            let choice = |label: &str, outcome| Choice::new(label, Action::Checklist { session, cursor: *cursor, outcome });
             message.with(Block::Choices {
                 choices: vec![
                     choice("Done", StepOutcome::Done).primary(),
@@ -1376,8 +1354,6 @@ pub fn prompt_message(
         }
         Conversation::ChecklistComplete => Message::new()
             .paragraph("Every step of the checklist has an outcome.")
-            .choices(vec![
-                Choice::new("Resolve", Action::Resolve { session }).primary(),
-            ]),
+            .choices(vec![Choice::new("Resolve", Action::Resolve { session }).primary()]),
     }
 }

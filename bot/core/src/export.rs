@@ -134,6 +134,16 @@ pub fn describe_step(step: &TimelineStep) -> StepLine {
         },
         StepKind::Resumed => format!("{who} resumed the session"),
         StepKind::Resolved { summary } => format!("{who} resolved the session: {summary}"),
+        StepKind::Escalated { reason, priority } => {
+            emphasis = Some(format!("priority {priority}"));
+            format!("{who} escalated to a senior: {reason} —")
+        }
+        StepKind::Claimed { after_ms } => format!(
+            "{who} claimed the escalation ({} after it was raised)",
+            human_duration(*after_ms)
+        ),
+        StepKind::ClaimAcknowledged => format!("{who} confirmed they are working on it"),
+        StepKind::Released { reason } => format!("The escalation went back to the queue: {reason}"),
         StepKind::FlowsOffered { titles } => {
             prompt = true;
             format!("Suggested flows: {}", titles.join(", "))

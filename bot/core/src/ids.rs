@@ -54,6 +54,12 @@ macro_rules! id_type {
             }
         }
 
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = ParseIdError;
             fn from_str(text: &str) -> Result<Self, Self::Err> {

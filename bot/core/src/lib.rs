@@ -8,15 +8,23 @@
 pub mod command;
 pub mod domain;
 pub mod effect;
+pub mod dispatch;
 pub mod engine;
+pub mod escalation;
 pub mod export;
 pub mod flow;
+pub mod handoff;
 pub mod ids;
+pub mod jobs;
 pub mod keyed;
 pub mod links;
+pub mod metrics;
+pub mod notify;
+pub mod outbox;
 pub mod ports;
 pub mod redact;
 pub mod session;
+pub mod team;
 pub mod time;
 
 pub use engine::{CommandOutcome, Engine, EngineError, EngineResult, Input};

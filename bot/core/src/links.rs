@@ -1,7 +1,7 @@
 //! Share links: signed, scoped, expiring, revocable invitations into the companion.
 
 use crate::domain::Role;
-use crate::ids::{AccountId, LinkId, SessionId, UserId};
+use crate::ids::{AccountId, HandoffId, LinkId, SessionId, UserId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -11,14 +11,27 @@ use serde::{Deserialize, Serialize};
 pub enum LinkScope {
     /// One session's timeline.
     Session(SessionId),
+    /// One handoff's context page (and its session).
+    Handoff(HandoffId),
     /// Every page of the account the holder's role allows (metrics, queue, settings).
     Account,
 }
 
 impl LinkScope {
+    /// Whether the link opens this session's pages. A handoff link's session is checked by the
+    /// caller, who knows which session the handoff belongs to.
     pub fn allows_session(&self, session: SessionId) -> bool {
         match self {
             LinkScope::Session(id) => *id == session,
+            LinkScope::Handoff(_) => false,
+            LinkScope::Account => true,
+        }
+    }
+
+    pub fn allows_handoff(&self, handoff: HandoffId) -> bool {
+        match self {
+            LinkScope::Handoff(id) => *id == handoff,
+            LinkScope::Session(_) => false,
             LinkScope::Account => true,
         }
     }

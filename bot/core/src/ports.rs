@@ -4,9 +4,15 @@ use crate::domain::{
     Account, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey, User,
 };
 use crate::flow::{Flow, FlowHit, FlowQuery, FlowRecord, FlowSource, FlowSummary, SaveOutcome};
-use crate::ids::{AccountId, FlowId, LinkId, SessionId, TeamId, UserId};
+use crate::handoff::{ClaimOutcome, ClaimRecord, Handoff};
+use crate::ids::{AccountId, FlowId, HandoffId, LinkId, SessionId, TeamId, UserId};
+use crate::jobs::{DeliveryId, JobRecord, JobResult, NewJob};
 use crate::links::ShareLink;
-use crate::session::{Fact, NewSession, Session, SessionChange, SessionFilter, TimelineStep};
+use crate::metrics::EscalationRow;
+use crate::notify::MessageRef;
+use crate::outbox::{Delivery, DeliveryStatus, HandoffEvent, NewDelivery, NewEvent};
+use crate::session::{Fact, NewSession, Session, SessionChange, SessionFilter, StepKind, TimelineStep};
+use crate::team::TeamSettings;
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::fmt::Debug;
@@ -59,6 +65,15 @@ pub trait Store: Send + Sync + Debug + 'static {
     ) -> StoreResult<Option<(AccountId, TeamId)>>;
 
     async fn get_account(&self, account: AccountId) -> StoreResult<Account>;
+
+    async fn get_team(&self, account: AccountId, team: TeamId) -> StoreResult<Team>;
+
+    async fn save_team_settings(
+        &self,
+        account: AccountId,
+        team: TeamId,
+        settings: &TeamSettings,
+    ) -> StoreResult<()>;
 
     /// Creates the user or refreshes their name and e-mail; the role follows `role`.
     async fn upsert_user(
@@ -167,8 +182,138 @@ pub trait Store: Send + Sync + Debug + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
 
+    // --- handoffs ----------------------------------------------------------------------------
+
+    async fn get_handoff(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Handoff>;
+
+    /// The account's escalations, newest first: open ones, or everything created since `since`.
+    async fn list_handoffs(&self, account: AccountId, filter: &HandoffFilter) -> StoreResult<Vec<Handoff>>;
+
+    /// First claim wins: the handoff is claimed only if nobody holds it (a single conditional
+    /// update, on every backend and across processes). When won, `plan` is applied in the same
+    /// transaction: the session passes to the claimer, and its steps, jobs and event are written.
+    async fn claim_handoff(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        user: UserId,
+        now: Timestamp,
+        plan: ClaimPlan,
+    ) -> StoreResult<ClaimOutcome>;
+
+    /// Releases claim generation `claim` if it is still held and was neither acknowledged nor acted
+    /// on; applies `plan` in the same transaction. `None` when there was nothing to release.
+    async fn release_handoff(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        claim: i32,
+        now: Timestamp,
+        plan: ClaimPlan,
+    ) -> StoreResult<Option<Handoff>>;
+
+    /// The claimer said "I'm on it". `false` if `user` does not hold the claim.
+    async fn acknowledge_claim(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Whether the claimer has done anything in the session since claiming.
+    async fn claimer_has_acted(&self, account: AccountId, handoff: &Handoff) -> StoreResult<bool>;
+
+    async fn claim_history(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<ClaimRecord>>;
+
+    // --- outbox ------------------------------------------------------------------------------
+
+    /// Records deliveries (a delivery that exists for the same handoff, channel and recipient is
+    /// left alone) and jobs, atomically.
+    async fn add_deliveries(
+        &self,
+        account: AccountId,
+        deliveries: Vec<NewDelivery>,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn get_delivery(&self, account: AccountId, delivery: DeliveryId) -> StoreResult<Delivery>;
+
+    async fn deliveries(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<Delivery>>;
+
+    async fn mark_delivery(
+        &self,
+        account: AccountId,
+        delivery: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        message_ref: Option<&MessageRef>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Records jobs outside any other change.
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: Timestamp) -> StoreResult<()>;
+
+    /// Takes up to `limit` due jobs for `worker` for `lease_millis` (a job whose worker died is due
+    /// again once its lease runs out). On PostgreSQL, `FOR UPDATE SKIP LOCKED`: replicas never take
+    /// the same job.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_millis: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<JobRecord>>;
+
+    /// Records how a claimed job ended (retry later, done, or failed for good).
+    async fn finish_job(&self, job: uuid::Uuid, worker: &str, result: &JobResult, now: Timestamp) -> StoreResult<()>;
+
+    /// Jobs not yet done, by kind (for tests, metrics and operators).
+    async fn pending_jobs(&self) -> StoreResult<Vec<(String, Timestamp)>>;
+
+    // --- event stream ------------------------------------------------------------------------
+
+    /// Events of every account after `seq`, oldest first (the fan-out feeder reads this).
+    async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>>;
+
+    /// One account's events after `seq` (backfill for a reconnecting subscriber).
+    async fn account_events_after(&self, account: AccountId, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>>;
+
+    /// The newest event's `seq` (0 when there are none).
+    async fn latest_event_seq(&self) -> StoreResult<i64>;
+
+    // --- metrics -----------------------------------------------------------------------------
+
+    /// One row per escalation created in `[since, until)`, with its claim, first action after the
+    /// claim, resolution and flow category.
+    async fn escalation_rows(
+        &self,
+        account: AccountId,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<EscalationRow>>;
+
     // --- inbound de-duplication ---------------------------------------------------------------
 
     /// Records that an inbound delivery (`source`, `key`) was seen. `true` the first time only.
     async fn record_inbound(&self, source: &str, key: &str, now: Timestamp) -> StoreResult<bool>;
+}
+
+/// Which handoffs to list.
+#[derive(Debug, Clone, Default)]
+pub struct HandoffFilter {
+    /// Only open (not closed) ones.
+    pub open_only: bool,
+    /// Only ones created at or after this time.
+    pub since: Option<Timestamp>,
+    pub limit: i64,
+}
+
+/// What to write when a claim is won (or released), in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimPlan {
+    pub step: Option<StepKind>,
+    pub jobs: Vec<NewJob>,
+    pub events: Vec<NewEvent>,
 }

@@ -2,7 +2,11 @@
 
 use crate::domain::{ThreadKey, word_enum};
 use crate::flow::Flow;
-use crate::ids::{AccountId, FactId, FlowId, SessionId, StepId, TeamId, UserId};
+use crate::domain::Priority;
+use crate::handoff::NewHandoff;
+use crate::ids::{AccountId, FactId, FlowId, HandoffId, SessionId, StepId, TeamId, UserId};
+use crate::jobs::NewJob;
+use crate::outbox::{NewDelivery, NewEvent};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +89,8 @@ pub struct Session {
     pub flow_id: Option<FlowId>,
     pub flow: Option<Flow>,
     pub psa_ticket: Option<String>,
+    /// The open escalation or park handoff, if any.
+    pub handoff_id: Option<HandoffId>,
     /// Bumped whenever facts, the active fix or script outputs change (the note-preview cache key).
     pub state_version: i64,
     /// Bumped on every write; writers must name the version they read (optimistic locking).
@@ -166,6 +172,20 @@ pub enum StepKind {
     Resolved {
         summary: String,
     },
+    Escalated {
+        reason: String,
+        priority: Priority,
+    },
+    /// A senior claimed the escalation `after_ms` after it was raised.
+    Claimed {
+        after_ms: i64,
+    },
+    /// The claimer said "I'm on it" to the idle reminder.
+    ClaimAcknowledged,
+    /// The claim lapsed and the escalation went back to the queue.
+    Released {
+        reason: String,
+    },
 }
 
 impl StepKind {
@@ -188,8 +208,24 @@ impl StepKind {
             StepKind::Parked { .. } => "parked",
             StepKind::Resumed => "resumed",
             StepKind::Resolved { .. } => "resolved",
+            StepKind::Escalated { .. } => "escalated",
+            StepKind::Claimed { .. } => "claimed",
+            StepKind::ClaimAcknowledged => "claim_acknowledged",
+            StepKind::Released { .. } => "released",
         }
     }
+
+    /// Kinds that do not count as a senior's first action after a claim: the claim machinery
+    /// itself and what the bot showed.
+    pub const NOT_FIRST_ACTIONS: &'static [&'static str] = &[
+        "claimed",
+        "claim_acknowledged",
+        "released",
+        "escalated",
+        "node_shown",
+        "flows_offered",
+        "solution_reached",
+    ];
 
     /// Whether a person did something (as opposed to the bot showing something).
     pub fn is_human_action(&self) -> bool {
@@ -282,6 +318,13 @@ pub struct SessionChange {
     pub facts: Vec<NewFact>,
     /// Bump `state_version` (facts, fix or script output changed). Facts bump it regardless.
     pub bump_state_version: bool,
+    /// A handoff opened by this change (becomes the session's open handoff).
+    pub handoff: Option<NewHandoff>,
+    /// Close the session's open handoff (the session was resolved).
+    pub close_handoff: bool,
+    pub deliveries: Vec<NewDelivery>,
+    pub jobs: Vec<NewJob>,
+    pub events: Vec<NewEvent>,
 }
 
 impl SessionChange {
@@ -295,6 +338,11 @@ impl SessionChange {
             && self.steps.is_empty()
             && self.facts.is_empty()
             && !self.bump_state_version
+            && self.handoff.is_none()
+            && !self.close_handoff
+            && self.deliveries.is_empty()
+            && self.jobs.is_empty()
+            && self.events.is_empty()
     }
 
     pub fn step(mut self, step: NewStep) -> Self {

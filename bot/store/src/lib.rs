@@ -19,9 +19,18 @@ use rf_core::session::{
 };
 use rf_core::time::Timestamp;
 use rf_core::{Store, StoreError, StoreResult};
+use rf_core::handoff::{ClaimOutcome, ClaimRecord, Handoff, NewHandoff};
+use rf_core::ids::HandoffId;
+use rf_core::jobs::{DeliveryId, Job, JobRecord, JobResult, NewJob, backoff};
+use rf_core::metrics::EscalationRow;
+use rf_core::notify::MessageRef;
+use rf_core::outbox::{Delivery, DeliveryStatus, HandoffEvent, NewDelivery, NewEvent};
+use rf_core::ports::{ClaimPlan, HandoffFilter};
+use rf_core::team::TeamSettings;
 use rows::{
-    AccountRow, FLOW_SUMMARY_COLUMNS, FactRow, FlowHitRow, FlowRow, FlowSummaryRow, LinkRow,
-    SESSION_COLUMNS, SessionRow, StepRow, TeamRow, UserRow, scope_columns, to_json,
+    AccountRow, ClaimRow, DELIVERY_COLUMNS, DeliveryRow, EscalationDbRow, EventRow, FLOW_SUMMARY_COLUMNS,
+    FactRow, FlowHitRow, FlowRow, FlowSummaryRow, HANDOFF_SELECT, HandoffRow, JobRow, LinkRow, SESSION_COLUMNS,
+    SessionRow, StepRow, TeamRow, UserRow, purpose_word, scope_columns, to_json,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -185,31 +194,9 @@ impl SqlStore {
     }
 }
 
-fn uuid_of(id: impl Into<Uuid>) -> Uuid {
+/// Any core id (or a `Uuid`) as a `Uuid` to bind.
+fn u(id: impl Into<Uuid>) -> Uuid {
     id.into()
-}
-
-macro_rules! into_uuid {
-    ($($t:ty),*) => {$(
-        impl From<IdUuid<$t>> for Uuid {
-            fn from(id: IdUuid<$t>) -> Uuid {
-                id.0.as_uuid()
-            }
-        }
-    )*};
-}
-
-/// Wrapper so every core id converts into a `Uuid` for binding.
-struct IdUuid<T>(T);
-into_uuid!(
-    AccountId, TeamId, UserId, FlowId, SessionId, StepId, FactId, LinkId
-);
-
-fn u<T>(id: T) -> Uuid
-where
-    IdUuid<T>: Into<Uuid>,
-{
-    uuid_of(IdUuid(id))
 }
 
 /// The FTS5 query for the terms: `"vpn" OR "printer"*`. Terms are alphanumeric, so quoting is
@@ -308,7 +295,7 @@ impl Store for SqlStore {
                     .await
                     .map_err(not_found("account"))?;
             let team: TeamRow = sqlx::query_as(
-                "SELECT id, account_id, name, created_at FROM teams WHERE id = $1 AND account_id = $2",
+                "SELECT id, account_id, name, settings, created_at FROM teams WHERE id = $1 AND account_id = $2",
             )
             .bind(team)
             .bind(account.id)
@@ -316,7 +303,7 @@ impl Store for SqlStore {
             .await
             .map_err(not_found("team"))?;
             tx.commit().await.map_err(db_err)?;
-            Ok((account.into(), team.into()))
+            Ok((account.into(), team.try_into()?))
         })
     }
 
@@ -800,12 +787,26 @@ impl Store for SqlStore {
             };
             let first_seq = row.next_seq;
             let mut next = row.into_session()?;
+            let previous_handoff = next.handoff_id;
             apply_change(&mut next, &change, now);
             let steps_len = change.steps.len() as i64;
+            if previous_handoff.is_some() && (change.close_handoff || change.handoff.is_some()) {
+                sqlx::query("UPDATE handoffs SET closed_at = $1 WHERE id = $2 AND account_id = $3 AND closed_at IS NULL")
+                    .bind(now.as_millis())
+                    .bind(previous_handoff.map(u))
+                    .bind(u(account))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            if let Some(handoff) = &change.handoff {
+                insert_handoff!(tx, account, &next, handoff, now);
+            }
             sqlx::query(
                 "UPDATE sessions SET owner_id = $1, status = $2, conversation = $3, flow_id = $4, flow = $5, \
-                     psa_ticket = $6, resolution = $7, state_version = $8, next_seq = $9, resolved_at = $10 \
-                 WHERE id = $11",
+                     psa_ticket = $6, resolution = $7, state_version = $8, next_seq = $9, resolved_at = $10, \
+                     handoff_id = $11 \
+                 WHERE id = $12",
             )
             .bind(u(next.owner_id))
             .bind(next.status.as_str())
@@ -817,10 +818,14 @@ impl Store for SqlStore {
             .bind(next.state_version)
             .bind(first_seq + steps_len)
             .bind(next.resolved_at.map(Timestamp::as_millis))
+            .bind(next.handoff_id.map(u))
             .bind(u(session))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+            insert_deliveries!(tx, account, &change.deliveries, now);
+            insert_jobs!(tx, &change.jobs, now);
+            insert_events!(self, tx, account, &change.events, now);
             for (i, step) in change.steps.iter().enumerate() {
                 insert_step(&mut tx, account, session, first_seq + i as i64, step, now).await?;
             }
@@ -941,6 +946,449 @@ impl Store for SqlStore {
         Ok(())
     }
 
+
+    async fn get_team(&self, account: AccountId, team: TeamId) -> StoreResult<Team> {
+        let row: TeamRow = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, name, settings, created_at FROM teams WHERE id = $1 AND account_id = $2"
+        )
+        .bind(u(team))
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("team")))?;
+        row.try_into()
+    }
+
+    async fn save_team_settings(&self, account: AccountId, team: TeamId, settings: &TeamSettings) -> StoreResult<()> {
+        let done = on_pool!(self, |pool| sqlx::query("UPDATE teams SET settings = $1 WHERE id = $2 AND account_id = $3")
+            .bind(to_json(settings))
+            .bind(u(team))
+            .bind(u(account))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_err))?;
+        if done == 0 {
+            return Err(StoreError::NotFound { what: "team" });
+        }
+        Ok(())
+    }
+
+    async fn get_handoff(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Handoff> {
+        let row: HandoffRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "{HANDOFF_SELECT} WHERE h.account_id = $1 AND h.id = $2"
+        )))
+        .bind(u(account))
+        .bind(u(handoff))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("escalation")))?;
+        row.try_into()
+    }
+
+    async fn list_handoffs(&self, account: AccountId, filter: &HandoffFilter) -> StoreResult<Vec<Handoff>> {
+        let limit = if filter.limit > 0 { filter.limit } else { 100 };
+        let rows: Vec<HandoffRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "{HANDOFF_SELECT} WHERE h.account_id = $1 AND ($2 = 0 OR h.closed_at IS NULL) \
+             AND h.created_at >= $3 ORDER BY h.created_at DESC, h.id DESC LIMIT $4"
+        )))
+        .bind(u(account))
+        .bind(i64::from(filter.open_only))
+        .bind(filter.since.map_or(0, Timestamp::as_millis))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn claim_handoff(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        user: UserId,
+        now: Timestamp,
+        plan: ClaimPlan,
+    ) -> StoreResult<ClaimOutcome> {
+        // `None`: this claim won; otherwise why it did not.
+        let lost: Option<ClaimOutcome> = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            // The whole race is this one conditional update: it changes a row only for the first.
+            let won: Option<(i32, Uuid)> = sqlx::query_as(
+                "UPDATE handoffs SET claimed_by = $1, claimed_at = $2, acknowledged_at = NULL, \
+                     claim_count = claim_count + 1 \
+                 WHERE id = $3 AND account_id = $4 AND claimed_by IS NULL AND closed_at IS NULL \
+                     AND intent = 'escalate' \
+                 RETURNING claim_count, session_id",
+            )
+            .bind(u(user))
+            .bind(now.as_millis())
+            .bind(u(handoff))
+            .bind(u(account))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            match won {
+                None => {
+                    let holder: Option<(Option<Uuid>, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+                        "SELECT h.claimed_by, u.display_name, h.claimed_at, h.closed_at FROM handoffs h \
+                         LEFT JOIN users u ON u.id = h.claimed_by WHERE h.id = $1 AND h.account_id = $2",
+                    )
+                    .bind(u(handoff))
+                    .bind(u(account))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    match holder {
+                        None => Err(StoreError::NotFound { what: "escalation" }),
+                        Some((Some(by), name, Some(at), None)) => Ok(Some(ClaimOutcome::AlreadyClaimed {
+                            by: UserId::from_uuid(by),
+                            by_name: name.unwrap_or_default(),
+                            at: Timestamp::from_millis(at),
+                        })),
+                        Some(_) => Ok(Some(ClaimOutcome::Closed)),
+                    }
+                }
+                Some((claim, session)) => {
+                    sqlx::query(
+                        "INSERT INTO handoff_claims (id, account_id, handoff_id, user_id, claimed_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(Uuid::now_v7())
+                    .bind(u(account))
+                    .bind(u(handoff))
+                    .bind(u(user))
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    // The session passes to the claimer and takes up the work again.
+                    apply_plan!(self, tx, account, session, Some(u(user)), "active", plan, claim, now);
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(None)
+                }
+            }
+        })?;
+        match lost {
+            Some(outcome) => Ok(outcome),
+            None => Ok(ClaimOutcome::Won(Box::new(self.get_handoff(account, handoff).await?))),
+        }
+    }
+
+    async fn release_handoff(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        claim: i32,
+        now: Timestamp,
+        plan: ClaimPlan,
+    ) -> StoreResult<Option<Handoff>> {
+        let released = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let released: Option<(Uuid, Uuid)> = sqlx::query_as(AssertSqlSafe(format!(
+                "UPDATE handoffs SET claimed_by = NULL, claimed_at = NULL, acknowledged_at = NULL, \
+                     release_count = release_count + 1 \
+                 WHERE id = $1 AND account_id = $2 AND claim_count = $3 AND claimed_by IS NOT NULL \
+                     AND acknowledged_at IS NULL AND closed_at IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM timeline_steps t WHERE t.session_id = handoffs.session_id \
+                         AND t.actor_id = handoffs.claimed_by AND t.created_at > handoffs.claimed_at \
+                         AND t.kind NOT IN ({not_actions})) \
+                 RETURNING session_id, requested_by",
+                not_actions = not_first_actions()
+            )))
+            .bind(u(handoff))
+            .bind(u(account))
+            .bind(claim)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            match released {
+                None => Ok::<bool, StoreError>(false),
+                Some((session, requester)) => {
+                    sqlx::query(
+                        "UPDATE handoff_claims SET released_at = $1 WHERE handoff_id = $2 AND account_id = $3 \
+                         AND released_at IS NULL",
+                    )
+                    .bind(now.as_millis())
+                    .bind(u(handoff))
+                    .bind(u(account))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    apply_plan!(self, tx, account, session, Some(requester), "escalated", plan, claim, now);
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(true)
+                }
+            }
+        })?;
+        if released {
+            Ok(Some(self.get_handoff(account, handoff).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn acknowledge_claim(&self, account: AccountId, handoff: HandoffId, user: UserId, now: Timestamp) -> StoreResult<bool> {
+        let done = on_pool!(self, |pool| sqlx::query(
+            "UPDATE handoffs SET acknowledged_at = $1 WHERE id = $2 AND account_id = $3 AND claimed_by = $4 \
+             AND closed_at IS NULL",
+        )
+        .bind(now.as_millis())
+        .bind(u(handoff))
+        .bind(u(account))
+        .bind(u(user))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err))?;
+        Ok(done == 1)
+    }
+
+    async fn claimer_has_acted(&self, account: AccountId, handoff: &Handoff) -> StoreResult<bool> {
+        let (Some(claimer), Some(claimed_at)) = (handoff.claimed_by, handoff.claimed_at) else {
+            return Ok(false);
+        };
+        let acted: Option<(i64,)> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT 1 FROM timeline_steps WHERE account_id = $1 AND session_id = $2 AND actor_id = $3 \
+             AND created_at > $4 AND kind NOT IN ({}) LIMIT 1",
+            not_first_actions()
+        )))
+        .bind(u(account))
+        .bind(u(handoff.session_id))
+        .bind(u(claimer))
+        .bind(claimed_at.as_millis())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err))?;
+        Ok(acted.is_some())
+    }
+
+    async fn claim_history(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<ClaimRecord>> {
+        let rows: Vec<ClaimRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT user_id, claimed_at, released_at FROM handoff_claims WHERE account_id = $1 AND handoff_id = $2 \
+             ORDER BY claimed_at",
+        )
+        .bind(u(account))
+        .bind(u(handoff))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn add_deliveries(&self, account: AccountId, deliveries: Vec<NewDelivery>, jobs: Vec<NewJob>, now: Timestamp) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            insert_deliveries!(tx, account, &deliveries, now);
+            insert_jobs!(tx, &jobs, now);
+            tx.commit().await.map_err(db_err)
+        })
+    }
+
+    async fn get_delivery(&self, account: AccountId, delivery: DeliveryId) -> StoreResult<Delivery> {
+        let row: DeliveryRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(delivery)
+        .bind(u(account))
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("delivery")))?;
+        row.try_into()
+    }
+
+    async fn deliveries(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries WHERE account_id = $1 AND handoff_id = $2 \
+             ORDER BY created_at, id"
+        )))
+        .bind(u(account))
+        .bind(u(handoff))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn mark_delivery(
+        &self,
+        account: AccountId,
+        delivery: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        message_ref: Option<&MessageRef>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let sent_at = (status == DeliveryStatus::Sent).then_some(now.as_millis());
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE notification_deliveries SET status = $1, last_error = $2, \
+                 message_ref = COALESCE($3, message_ref), sent_at = COALESCE($4, sent_at), \
+                 attempts = attempts + 1, updated_at = $5 \
+             WHERE id = $6 AND account_id = $7",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(message_ref.map(to_json))
+        .bind(sent_at)
+        .bind(now.as_millis())
+        .bind(delivery)
+        .bind(u(account))
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(db_err))
+    }
+
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: Timestamp) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            insert_jobs!(tx, &jobs, now);
+            tx.commit().await.map_err(db_err)
+        })
+    }
+
+    async fn claim_jobs(&self, worker: &str, now: Timestamp, lease_millis: i64, limit: i64) -> StoreResult<Vec<JobRecord>> {
+        // PostgreSQL: rows another replica is taking are skipped, never waited on or taken twice.
+        // SQLite: `BEGIN IMMEDIATE` makes the whole claim one writer at a time.
+        let lock = match self.pool {
+            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Pool::Sqlite(_) => "",
+        };
+        let rows: Vec<JobRow> = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
+                "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, \
+                     updated_at = $3 \
+                 WHERE id IN (SELECT id FROM jobs \
+                     WHERE (status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until <= $3) \
+                     ORDER BY run_at LIMIT $4{lock}) \
+                 RETURNING id, account_id, payload, attempts, max_attempts"
+            )))
+            .bind(worker)
+            .bind(now.as_millis() + lease_millis)
+            .bind(now.as_millis())
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok::<_, StoreError>(rows)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn finish_job(&self, job: Uuid, worker: &str, result: &JobResult, now: Timestamp) -> StoreResult<()> {
+        on_pool!(self, |pool| match result {
+            JobResult::Done => sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_by = $2")
+                .bind(job)
+                .bind(worker)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(db_err),
+            JobResult::Retry { error, after } => {
+                let attempts: Option<(i32,)> = sqlx::query_as("SELECT attempts FROM jobs WHERE id = $1")
+                    .bind(job)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db_err)?;
+                let delay = after.unwrap_or_else(|| backoff(attempts.map_or(1, |a| a.0)));
+                sqlx::query(
+                    "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
+                         run_at = $1, locked_by = NULL, locked_until = NULL, last_error = $2, updated_at = $3 \
+                     WHERE id = $4 AND locked_by = $5",
+                )
+                .bind(now.as_millis() + delay.as_millis() as i64)
+                .bind(error.as_str())
+                .bind(now.as_millis())
+                .bind(job)
+                .bind(worker)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(db_err)
+            }
+            JobResult::Failed { error } => sqlx::query(
+                "UPDATE jobs SET status = 'failed', locked_by = NULL, locked_until = NULL, last_error = $1, \
+                     updated_at = $2 WHERE id = $3 AND locked_by = $4",
+            )
+            .bind(error.as_str())
+            .bind(now.as_millis())
+            .bind(job)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err),
+        })
+    }
+
+    async fn pending_jobs(&self) -> StoreResult<Vec<(String, Timestamp)>> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT kind, run_at FROM jobs WHERE status IN ('queued', 'running') ORDER BY run_at"
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        Ok(rows.into_iter().map(|(kind, at)| (kind, Timestamp::from_millis(at))).collect())
+    }
+
+    async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>> {
+        let rows: Vec<EventRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT seq, account_id, kind, summary, created_at FROM handoff_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn account_events_after(&self, account: AccountId, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>> {
+        let rows: Vec<EventRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT seq, account_id, kind, summary, created_at FROM handoff_events \
+             WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        )
+        .bind(u(account))
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn latest_event_seq(&self) -> StoreResult<i64> {
+        let row: (Option<i64>,) = on_pool!(self, |pool| sqlx::query_as("SELECT MAX(seq) FROM handoff_events")
+            .fetch_one(pool)
+            .await
+            .map_err(db_err))?;
+        Ok(row.0.unwrap_or(0))
+    }
+
+    async fn escalation_rows(&self, account: AccountId, since: Timestamp, until: Timestamp) -> StoreResult<Vec<EscalationRow>> {
+        let rows: Vec<EscalationDbRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT h.id, h.created_at, h.priority, h.claimed_by, c.display_name AS claimed_by_name, h.claimed_at, \
+                 (SELECT MIN(t.created_at) FROM timeline_steps t \
+                  WHERE t.session_id = h.session_id AND t.actor_id = h.claimed_by \
+                    AND t.created_at > h.claimed_at AND t.kind NOT IN ({not_actions})) AS first_action_at, \
+                 s.resolved_at, f.category, h.claim_count, h.release_count \
+             FROM handoffs h JOIN sessions s ON s.id = h.session_id \
+             LEFT JOIN users c ON c.id = h.claimed_by LEFT JOIN flows f ON f.id = s.flow_id \
+             WHERE h.account_id = $1 AND h.intent = 'escalate' AND h.created_at >= $2 AND h.created_at < $3 \
+             ORDER BY h.created_at",
+            not_actions = not_first_actions()
+        )))
+        .bind(u(account))
+        .bind(since.as_millis())
+        .bind(until.as_millis())
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
     async fn record_inbound(&self, source: &str, key: &str, now: Timestamp) -> StoreResult<bool> {
         let done = on_pool!(self, |pool| sqlx::query(
             "INSERT INTO inbound_events (source, event_key, received_at) VALUES ($1, $2, $3) \
@@ -989,6 +1437,11 @@ fn apply_change(session: &mut Session, change: &SessionChange, now: Timestamp) {
     if let Some(resolution) = &change.resolution {
         session.resolution = Some(resolution.clone());
     }
+    if let Some(handoff) = &change.handoff {
+        session.handoff_id = Some(handoff.id);
+    } else if change.close_handoff {
+        session.handoff_id = None;
+    }
     if change.bump_state_version || !change.facts.is_empty() {
         session.state_version += 1;
     }
@@ -1030,3 +1483,175 @@ where
     .map_err(db_err)?;
     Ok(())
 }
+
+/// `'claimed', 'claim_acknowledged', …`: the step kinds that are not a senior's first action.
+fn not_first_actions() -> String {
+    rf_core::session::StepKind::NOT_FIRST_ACTIONS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts a new handoff for `session` (a [`Session`] after the change).
+macro_rules! insert_handoff {
+    ($tx:expr, $account:expr, $session:expr, $handoff:expr, $now:expr) => {{
+        let handoff: &NewHandoff = $handoff;
+        sqlx::query(
+            "INSERT INTO handoffs (id, account_id, team_id, session_id, intent, requested_by, reason, priority, \
+                 snapshot, assessment, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(u(handoff.id))
+        .bind(u($account))
+        .bind(u($session.team_id))
+        .bind(u($session.id))
+        .bind(handoff.intent.as_str())
+        .bind(u(handoff.requested_by))
+        .bind(handoff.reason.as_str())
+        .bind(handoff.priority.as_str())
+        .bind(to_json(&handoff.snapshot))
+        .bind(to_json(&handoff.assessment))
+        .bind($now.as_millis())
+        .execute(&mut *$tx)
+        .await
+        .map_err(db_err)?;
+    }};
+}
+use insert_handoff;
+
+/// Inserts deliveries; one that exists for the same (handoff, channel, recipient) is left alone.
+macro_rules! insert_deliveries {
+    ($tx:expr, $account:expr, $deliveries:expr, $now:expr) => {{
+        let deliveries: &[NewDelivery] = $deliveries;
+        for delivery in deliveries {
+            let sent_at = (delivery.status == DeliveryStatus::Sent).then_some($now.as_millis());
+            sqlx::query(
+                "INSERT INTO notification_deliveries (id, account_id, handoff_id, channel, recipient, purpose, status, \
+                     sent_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 ON CONFLICT (handoff_id, channel, recipient) DO NOTHING",
+            )
+            .bind(delivery.id)
+            .bind(u($account))
+            .bind(u(delivery.handoff))
+            .bind(delivery.channel.as_str())
+            .bind(delivery.recipient.as_str())
+            .bind(purpose_word(delivery.purpose))
+            .bind(delivery.status.as_str())
+            .bind(sent_at)
+            .bind($now.as_millis())
+            .execute(&mut *$tx)
+            .await
+            .map_err(db_err)?;
+        }
+    }};
+}
+use insert_deliveries;
+
+/// The attempts a job gets before it is marked failed.
+const MAX_JOB_ATTEMPTS: i32 = 12;
+
+/// Inserts jobs; a coalesced job whose key is already waiting is dropped.
+macro_rules! insert_jobs {
+    ($tx:expr, $jobs:expr, $now:expr) => {{
+        let jobs: &[NewJob] = $jobs;
+        for job in jobs {
+            sqlx::query(
+                "INSERT INTO jobs (id, account_id, kind, payload, coalesce_key, status, run_at, attempts, max_attempts, \
+                     created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(u(job.account_id))
+            .bind(job.job.kind())
+            .bind(to_json(&job.job))
+            .bind(job.coalesce_key.as_deref())
+            .bind(job.run_at.as_millis())
+            .bind(MAX_JOB_ATTEMPTS)
+            .bind($now.as_millis())
+            .execute(&mut *$tx)
+            .await
+            .map_err(db_err)?;
+        }
+    }};
+}
+use insert_jobs;
+
+/// Appends events to the stream; on PostgreSQL the commit also wakes every replica's feeder.
+macro_rules! insert_events {
+    ($store:expr, $tx:expr, $account:expr, $events:expr, $now:expr) => {{
+        let events: &[NewEvent] = $events;
+        for event in events {
+            sqlx::query("INSERT INTO handoff_events (account_id, kind, summary, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(u($account))
+                .bind(event.kind.as_str())
+                .bind(to_json(&event.summary))
+                .bind($now.as_millis())
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+        }
+        if !events.is_empty() && matches!($store.pool, Pool::Postgres(_)) {
+            sqlx::query("SELECT pg_notify('rf_events', '')")
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+        }
+    }};
+}
+use insert_events;
+
+/// Applies a claim or release plan to the session: new owner and status, a bot step, jobs (idle
+/// jobs get the claim generation), events.
+macro_rules! apply_plan {
+    ($store:expr, $tx:expr, $account:expr, $session:expr, $owner:expr, $status:expr, $plan:expr, $claim:expr, $now:expr) => {{
+        let plan: ClaimPlan = $plan;
+        let steps = i64::from(plan.step.is_some());
+        let first_seq: (i64,) = sqlx::query_as(
+            "UPDATE sessions SET owner_id = COALESCE($1, owner_id), status = $2, lock_version = lock_version + 1, \
+                 next_seq = next_seq + $3, updated_at = $4 \
+             WHERE id = $5 AND account_id = $6 RETURNING next_seq - $3",
+        )
+        .bind($owner)
+        .bind($status)
+        .bind(steps)
+        .bind($now.as_millis())
+        .bind($session)
+        .bind(u($account))
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(kind) = &plan.step {
+            sqlx::query(
+                "INSERT INTO timeline_steps (id, account_id, session_id, seq, actor_id, kind, detail, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(u(StepId::new()))
+            .bind(u($account))
+            .bind($session)
+            .bind(first_seq.0)
+            .bind($owner.filter(|_| matches!(kind, rf_core::session::StepKind::Claimed { .. })))
+            .bind(kind.name())
+            .bind(to_json(kind))
+            .bind($now.as_millis())
+            .execute(&mut *$tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let jobs: Vec<NewJob> = plan
+            .jobs
+            .into_iter()
+            .map(|mut job| {
+                if let Job::IdleReminder { claim, .. } | Job::IdleRelease { claim, .. } = &mut job.job {
+                    *claim = $claim;
+                }
+                job
+            })
+            .collect();
+        insert_jobs!($tx, &jobs, $now);
+        insert_events!($store, $tx, $account, &plan.events, $now);
+    }};
+}
+use apply_plan;

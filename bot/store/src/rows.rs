@@ -3,7 +3,12 @@
 use rf_core::StoreError;
 use rf_core::domain::{Account, Platform, Role, Team, ThreadKey, User};
 use rf_core::flow::{Flow, FlowKind, FlowSource, FlowStatus, FlowSummary};
-use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
+use rf_core::domain::Priority;
+use rf_core::handoff::{ClaimRecord, Handoff, HandoffIntent};
+use rf_core::ids::{AccountId, FactId, FlowId, HandoffId, LinkId, SessionId, StepId, TeamId, UserId};
+use rf_core::jobs::{Job, JobRecord};
+use rf_core::metrics::EscalationRow;
+use rf_core::outbox::{Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, HandoffEvent};
 use rf_core::links::{LinkScope, ShareLink};
 use rf_core::session::{
     Conversation, Fact, FactSource, Session, SessionStatus, StepKind, TimelineStep,
@@ -58,17 +63,20 @@ pub(crate) struct TeamRow {
     id: Uuid,
     account_id: Uuid,
     name: String,
+    settings: String,
     created_at: i64,
 }
 
-impl From<TeamRow> for Team {
-    fn from(row: TeamRow) -> Self {
-        Team {
+impl TryFrom<TeamRow> for Team {
+    type Error = StoreError;
+    fn try_from(row: TeamRow) -> Result<Self, StoreError> {
+        Ok(Team {
             id: TeamId::from_uuid(row.id),
             account_id: AccountId::from_uuid(row.account_id),
             name: row.name,
+            settings: json("team settings", &row.settings)?,
             created_at: ts(row.created_at),
-        }
+        })
     }
 }
 
@@ -165,7 +173,7 @@ pub(crate) struct FlowHitRow {
 }
 
 pub(crate) const SESSION_COLUMNS: &str = "id, account_id, team_id, platform, workspace, channel, thread, \
-     owner_id, created_by, problem, status, conversation, flow_id, flow, psa_ticket, resolution, \
+     owner_id, created_by, problem, status, conversation, flow_id, flow, psa_ticket, handoff_id, resolution, \
      state_version, lock_version, next_seq, created_at, updated_at, resolved_at";
 
 #[derive(Debug, sqlx::FromRow)]
@@ -185,6 +193,7 @@ pub(crate) struct SessionRow {
     flow_id: Option<Uuid>,
     flow: Option<String>,
     psa_ticket: Option<String>,
+    handoff_id: Option<Uuid>,
     resolution: Option<String>,
     state_version: i64,
     lock_version: i64,
@@ -218,6 +227,7 @@ impl SessionRow {
                 .map(|f| json::<Flow>("session flow", f))
                 .transpose()?,
             psa_ticket: self.psa_ticket,
+            handoff_id: self.handoff_id.map(HandoffId::from_uuid),
             state_version: self.state_version,
             lock_version: self.lock_version,
             created_at: ts(self.created_at),
@@ -298,6 +308,7 @@ impl TryFrom<LinkRow> for ShareLink {
     fn try_from(row: LinkRow) -> Result<Self, StoreError> {
         let scope = match (row.scope_kind.as_str(), row.scope_id) {
             ("session", Some(id)) => LinkScope::Session(SessionId::from_uuid(id)),
+            ("handoff", Some(id)) => LinkScope::Handoff(HandoffId::from_uuid(id)),
             ("account", _) => LinkScope::Account,
             (other, _) => {
                 return Err(StoreError::Corrupt {
@@ -323,6 +334,214 @@ impl TryFrom<LinkRow> for ShareLink {
 pub(crate) fn scope_columns(scope: &LinkScope) -> (&'static str, Option<Uuid>) {
     match scope {
         LinkScope::Session(id) => ("session", Some(id.as_uuid())),
+        LinkScope::Handoff(id) => ("handoff", Some(id.as_uuid())),
         LinkScope::Account => ("account", None),
+    }
+}
+
+/// A handoff with its session's thread and the names of requester and claimer.
+pub(crate) const HANDOFF_SELECT: &str = "SELECT h.id, h.account_id, h.team_id, h.session_id, \
+     s.platform, s.workspace, s.channel, s.thread, h.intent, h.requested_by, r.display_name AS requested_by_name, \
+     h.reason, h.priority, h.snapshot, h.assessment, h.claimed_by, c.display_name AS claimed_by_name, \
+     h.claimed_at, h.acknowledged_at, h.claim_count, h.release_count, h.closed_at, h.created_at \
+     FROM handoffs h JOIN sessions s ON s.id = h.session_id \
+     JOIN users r ON r.id = h.requested_by LEFT JOIN users c ON c.id = h.claimed_by";
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct HandoffRow {
+    id: Uuid,
+    account_id: Uuid,
+    team_id: Uuid,
+    session_id: Uuid,
+    platform: String,
+    workspace: String,
+    channel: String,
+    thread: String,
+    intent: String,
+    requested_by: Uuid,
+    requested_by_name: String,
+    reason: String,
+    priority: String,
+    snapshot: String,
+    assessment: String,
+    claimed_by: Option<Uuid>,
+    claimed_by_name: Option<String>,
+    claimed_at: Option<i64>,
+    acknowledged_at: Option<i64>,
+    claim_count: i32,
+    release_count: i32,
+    closed_at: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<HandoffRow> for Handoff {
+    type Error = StoreError;
+    fn try_from(row: HandoffRow) -> Result<Self, StoreError> {
+        Ok(Handoff {
+            id: HandoffId::from_uuid(row.id),
+            account_id: AccountId::from_uuid(row.account_id),
+            team_id: TeamId::from_uuid(row.team_id),
+            session_id: SessionId::from_uuid(row.session_id),
+            thread: ThreadKey {
+                platform: word::<Platform>("handoff platform", &row.platform)?,
+                workspace: row.workspace,
+                channel: row.channel,
+                thread: row.thread,
+            },
+            intent: word::<HandoffIntent>("handoff intent", &row.intent)?,
+            requested_by: UserId::from_uuid(row.requested_by),
+            requested_by_name: row.requested_by_name,
+            reason: row.reason,
+            priority: word::<Priority>("handoff priority", &row.priority)?,
+            snapshot: json("handoff snapshot", &row.snapshot)?,
+            assessment: json("handoff assessment", &row.assessment)?,
+            claimed_by: row.claimed_by.map(UserId::from_uuid),
+            claimed_by_name: row.claimed_by.and(row.claimed_by_name),
+            claimed_at: row.claimed_at.map(ts),
+            acknowledged_at: row.acknowledged_at.map(ts),
+            claim_count: row.claim_count,
+            release_count: row.release_count,
+            closed_at: row.closed_at.map(ts),
+            created_at: ts(row.created_at),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ClaimRow {
+    user_id: Uuid,
+    claimed_at: i64,
+    released_at: Option<i64>,
+}
+
+impl From<ClaimRow> for ClaimRecord {
+    fn from(row: ClaimRow) -> Self {
+        ClaimRecord {
+            user_id: UserId::from_uuid(row.user_id),
+            claimed_at: ts(row.claimed_at),
+            released_at: row.released_at.map(ts),
+        }
+    }
+}
+
+pub(crate) const DELIVERY_COLUMNS: &str = "id, account_id, handoff_id, channel, recipient, purpose, status, \
+     attempts, last_error, message_ref, sent_at, created_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    id: Uuid,
+    account_id: Uuid,
+    handoff_id: Uuid,
+    channel: String,
+    recipient: String,
+    purpose: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    message_ref: Option<String>,
+    sent_at: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(row: DeliveryRow) -> Result<Self, StoreError> {
+        Ok(Delivery {
+            id: row.id,
+            account_id: AccountId::from_uuid(row.account_id),
+            handoff_id: HandoffId::from_uuid(row.handoff_id),
+            channel: word::<DeliveryChannel>("delivery channel", &row.channel)?,
+            recipient: row.recipient,
+            purpose: json::<DeliveryPurpose>("delivery purpose", &format!("\"{}\"", row.purpose))?,
+            status: word::<DeliveryStatus>("delivery status", &row.status)?,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            message_ref: row.message_ref.as_deref().map(|m| json("delivery message ref", m)).transpose()?,
+            sent_at: row.sent_at.map(ts),
+            created_at: ts(row.created_at),
+        })
+    }
+}
+
+/// The stored word for a delivery purpose.
+pub(crate) fn purpose_word(purpose: DeliveryPurpose) -> String {
+    to_json(&purpose).trim_matches('"').to_owned()
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct JobRow {
+    id: Uuid,
+    account_id: Uuid,
+    payload: String,
+    attempts: i32,
+    max_attempts: i32,
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+    fn try_from(row: JobRow) -> Result<Self, StoreError> {
+        Ok(JobRecord {
+            id: row.id,
+            account_id: AccountId::from_uuid(row.account_id),
+            job: json::<Job>("job payload", &row.payload)?,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    account_id: Uuid,
+    kind: String,
+    summary: String,
+    created_at: i64,
+}
+
+impl TryFrom<EventRow> for HandoffEvent {
+    type Error = StoreError;
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        Ok(HandoffEvent {
+            seq: row.seq,
+            account_id: AccountId::from_uuid(row.account_id),
+            kind: word::<EventKind>("event kind", &row.kind)?,
+            summary: json("event summary", &row.summary)?,
+            created_at: ts(row.created_at),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct EscalationDbRow {
+    id: Uuid,
+    created_at: i64,
+    priority: String,
+    claimed_by: Option<Uuid>,
+    claimed_by_name: Option<String>,
+    claimed_at: Option<i64>,
+    first_action_at: Option<i64>,
+    resolved_at: Option<i64>,
+    category: Option<String>,
+    claim_count: i32,
+    release_count: i32,
+}
+
+impl TryFrom<EscalationDbRow> for EscalationRow {
+    type Error = StoreError;
+    fn try_from(row: EscalationDbRow) -> Result<Self, StoreError> {
+        Ok(EscalationRow {
+            handoff_id: HandoffId::from_uuid(row.id),
+            created_at: ts(row.created_at),
+            priority: word::<Priority>("handoff priority", &row.priority)?,
+            claimed_by: row.claimed_by.map(UserId::from_uuid),
+            claimed_by_name: row.claimed_by_name,
+            claimed_at: row.claimed_at.map(ts),
+            first_action_at: row.first_action_at.map(ts),
+            resolved_at: row.resolved_at.map(ts),
+            category: row.category,
+            claim_count: row.claim_count,
+            release_count: row.release_count,
+        })
     }
 }

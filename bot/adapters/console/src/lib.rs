@@ -2,25 +2,36 @@
 //!
 //! `/rf <problem>` opens a thread and starts a session in it; the bot's buttons print as numbered
 //! choices (type the number, or the label); anything else is a message in the current thread.
-//! `/as <name> [role]` switches who is typing, so one person can play junior and senior. Output is
-//! plain text, so transcripts can be scripted through piped stdin and compared in tests.
+//! `/as <name> [role]` switches who is typing, so one person can play junior and seniors.
+//! `/channel escalations` shows the escalation cards. Output is plain text, so transcripts can be
+//! scripted through piped stdin and compared in tests.
 #![forbid(unsafe_code)]
 
-use rf_core::domain::{
-    Actor, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey,
-};
-use rf_core::effect::{Block, Choice, Effect, Message};
+mod board;
+
+pub use board::{Arrival, Board, ConsoleNotifier};
+
+use rf_core::domain::{Actor, ChannelRef, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey};
+use rf_core::effect::{Block, Choice, Effect, FieldInput, Form, FormSubmission, Message, Place};
 use rf_core::engine::{CommandOutcome, Engine, Input};
 use rf_core::session::SessionFilter;
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The installation id of the local console.
 pub const CONSOLE_WORKSPACE: &str = "local";
+/// The channel escalation cards go to in the console.
+pub const ESCALATION_CHANNEL: &str = "#escalations";
 /// How the console spells the command (as Slack's `/rf`).
 const COMMAND: &str = "/rf";
 const DEFAULT_CHANNEL: &str = "#helpdesk";
+
+/// Runs the background work that is due (so a script sees cards before its next line).
+pub type Settle = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// What happened to a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,82 +47,151 @@ struct ThreadInfo {
     title: String,
 }
 
+/// A form being filled in, one field per line.
+#[derive(Debug, Clone)]
+struct FormInProgress {
+    form: Form,
+    place: Place,
+    values: Vec<(String, String)>,
+}
+
 /// The console: who is typing, where, and what the bot last offered.
-#[derive(Debug)]
 pub struct Console {
     engine: Engine,
     installation: InstallationRef,
+    notifier: ConsoleNotifier,
+    board: Board,
+    settle: Option<Settle>,
     actor: Actor,
     channel: String,
     threads: Vec<ThreadInfo>,
     current: Option<usize>,
-    /// The buttons last shown in each thread, by thread key.
-    choices: HashMap<String, Vec<Choice>>,
+    /// The buttons printed last, and where they were pressed from.
+    choices: Vec<Choice>,
+    choices_place: Option<Place>,
+    form: Option<FormInProgress>,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("actor", &self.actor.display_name)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
 }
 
 const HELP: &str = "Console commands:
   /rf <problem>          start a troubleshooting session in a new thread
-  /rf help               the bot's own help (flows, roles, thread commands)
+  /rf help               the bot's own help (flows, queue, roles, thread commands)
   /rf flows [search]     search the flow library
   /rf <thread command>   e.g. /rf export md; in a thread you can also type it bare: export md
-  <number> [text]        press the numbered button (text goes in its input field, e.g. checklist output)
+  <number> [text]        press a button from the last message shown (text goes in its input field)
   <label>                press the button with that label
   anything else          a message in the current thread
-  /as <name> [role]      act as someone else (roles: owner, admin, engineer, viewer)
-  /threads               list sessions; /thread <n> switches to one
-  /channel <name>        switch channel
+  /as <name> [role] [email]  act as someone else (roles: owner, admin, engineer, viewer)
+  /channel <name>        switch channel and show its messages (e.g. /channel escalations)
+  /threads, /thread <n>  list sessions, switch thread
   /whoami                who and where you are
   /help                  this help
   /quit                  leave";
 
 impl Console {
-    /// A console acting as `name` with `role` in the console installation (which must exist).
-    pub async fn new(engine: Engine, name: &str, role: Role) -> Result<Self, String> {
+    /// A console acting as `name` with `role` in the console installation (which must exist),
+    /// showing what `notifier` (the console's notifier in the dispatcher) posts.
+    pub async fn new(engine: Engine, notifier: ConsoleNotifier, name: &str, role: Role) -> Result<Self, String> {
         let installation = InstallationRef {
             platform: Platform::Console,
             external_id: CONSOLE_WORKSPACE.to_owned(),
         };
-        let actor = identify(&engine, &installation, name, RoleAssignment::Always(role)).await?;
+        let actor = identify(&engine, &installation, name, None, RoleAssignment::Always(role)).await?;
+        let board = notifier.board();
+        notifier.learn_name(&actor.platform_user_id, &actor.display_name);
         Ok(Self {
             engine,
             installation,
+            notifier,
+            board,
+            settle: None,
             actor,
             channel: DEFAULT_CHANNEL.to_owned(),
             threads: Vec::new(),
             current: None,
-            choices: HashMap::new(),
+            choices: Vec::new(),
+            choices_place: None,
+            form: None,
         })
     }
 
-    /// The prompt for interactive use: `[#helpdesk › thread 2] jane (engineer)> `.
+    /// Runs due background work before each line's output is printed.
+    pub fn with_settle(mut self, settle: Settle) -> Self {
+        self.settle = Some(settle);
+        self
+    }
+
+    /// The prompt: `[#helpdesk › thread 2] jane (engineer)> `.
     pub fn prompt(&self) -> String {
+        if let Some(form) = &self.form {
+            let field = &form.form.fields[form.values.len()];
+            return match &field.input {
+                FieldInput::Select { options, default } => format!(
+                    "  {} [{}] ({default})> ",
+                    field.label,
+                    options.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join("/")
+                ),
+                FieldInput::Text { .. } => format!("  {}> ", field.label),
+            };
+        }
         let place = match self.current {
             Some(i) => format!("{} › thread {}", self.threads[i].key.channel, i + 1),
             None => self.channel.clone(),
         };
-        format!(
-            "[{place}] {} ({})> ",
-            self.actor.display_name, self.actor.role
-        )
+        format!("[{place}] {} ({})> ", self.actor.display_name, self.actor.role)
     }
 
     /// Handles one line of input; returns what to print.
     pub async fn handle_line(&mut self, line: &str) -> (String, Flow) {
         let mut out = String::new();
-        let line = line.trim();
-        if line.is_empty() {
-            return (out, Flow::Continue);
-        }
-        let result = self.dispatch(line, &mut out).await;
-        if let Err(message) = result {
+        let trimmed = line.trim();
+        if self.form.is_some() {
+            if let Err(message) = self.form_answer(trimmed, &mut out).await {
+                let _ = writeln!(out, "! {message}");
+            }
+        } else if !trimmed.is_empty()
+            && let Err(message) = self.dispatch(trimmed, &mut out).await
+        {
             let _ = writeln!(out, "! {message}");
         }
-        let flow = if matches!(line, "/quit" | "/exit") {
-            Flow::Quit
-        } else {
-            Flow::Continue
-        };
+        self.print_arrivals(&mut out).await;
+        let flow = if self.form.is_none() && matches!(trimmed, "/quit" | "/exit") { Flow::Quit } else { Flow::Continue };
         (out, flow)
+    }
+
+    /// Prints whatever the background work posted meanwhile.
+    pub async fn print_arrivals(&mut self, out: &mut String) {
+        if let Some(settle) = &self.settle {
+            settle().await;
+        }
+        for arrival in self.board.take_arrivals() {
+            let prefix = match &arrival.note {
+                Some(note) => format!("[{}] ({note}) ", arrival.label),
+                None => format!("[{}] ", arrival.label),
+            };
+            let place = if arrival.label.starts_with('#') && !arrival.label.ends_with(" thread") {
+                Some(Place::from(&self.channel_ref(&arrival.label)))
+            } else {
+                self.current_thread().map(|t| Place::from(&t))
+            };
+            self.show(out, &prefix, &arrival.message, place);
+        }
+    }
+
+    fn channel_ref(&self, channel: &str) -> ChannelRef {
+        ChannelRef {
+            platform: Platform::Console,
+            workspace: CONSOLE_WORKSPACE.to_owned(),
+            channel: channel.to_owned(),
+        }
     }
 
     async fn dispatch(&mut self, line: &str, out: &mut String) -> Result<(), String> {
@@ -126,26 +206,11 @@ impl Console {
                 Ok(())
             }
             "/whoami" => {
-                let _ = writeln!(
-                    out,
-                    "You are {} ({}) in {}.",
-                    self.actor.display_name,
-                    self.actor.role,
-                    self.where_()
-                );
+                let _ = writeln!(out, "You are {} ({}) in {}.", self.actor.display_name, self.actor.role, self.where_());
                 Ok(())
             }
             "/as" => self.switch_actor(rest, out).await,
-            "/channel" => {
-                let name = rest.trim_start_matches('#');
-                if name.is_empty() {
-                    return Err("Usage: /channel <name>".to_owned());
-                }
-                self.channel = format!("#{name}");
-                self.current = None;
-                let _ = writeln!(out, "Now in {}.", self.channel);
-                Ok(())
-            }
+            "/channel" => self.switch_channel(rest, out),
             "/threads" => self.list_threads(out).await,
             "/thread" => self.switch_thread(rest, out),
             COMMAND => self.rf(rest, out).await,
@@ -156,31 +221,49 @@ impl Console {
 
     fn where_(&self) -> String {
         match self.current {
-            Some(i) => format!(
-                "{} (thread {}: {})",
-                self.threads[i].key.channel,
-                i + 1,
-                self.threads[i].title
-            ),
+            Some(i) => format!("{} (thread {}: {})", self.threads[i].key.channel, i + 1, self.threads[i].title),
             None => self.channel.clone(),
         }
     }
 
     async fn switch_actor(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
         let mut parts = rest.split_whitespace();
-        let name = parts
-            .next()
-            .ok_or("Usage: /as <name> [owner|admin|engineer|viewer]")?;
-        let assignment = match parts.next() {
-            Some(role) => RoleAssignment::Always(role.parse::<Role>().map_err(|e| e.to_string())?),
-            None => RoleAssignment::IfNew(Role::Engineer),
-        };
-        self.actor = identify(&self.engine, &self.installation, name, assignment).await?;
-        let _ = writeln!(
-            out,
-            "You are now {} ({}).",
-            self.actor.display_name, self.actor.role
-        );
+        let name = parts.next().ok_or("Usage: /as <name> [owner|admin|engineer|viewer] [email]")?;
+        let mut assignment = RoleAssignment::IfNew(Role::Engineer);
+        let mut email = None;
+        for part in parts {
+            if part.contains('@') {
+                email = Some(part.to_owned());
+            } else {
+                assignment = RoleAssignment::Always(part.parse::<Role>().map_err(|e| e.to_string())?);
+            }
+        }
+        self.actor = identify(&self.engine, &self.installation, name, email, assignment).await?;
+        self.notifier.learn_name(&self.actor.platform_user_id, &self.actor.display_name);
+        let _ = writeln!(out, "You are now {} ({}).", self.actor.display_name, self.actor.role);
+        Ok(())
+    }
+
+    fn switch_channel(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
+        let name = rest.trim_start_matches('#');
+        if name.is_empty() {
+            return Err("Usage: /channel <name>".to_owned());
+        }
+        self.channel = format!("#{name}");
+        self.current = None;
+        // The listing shows this channel's news; print the rest of what arrived.
+        let (here, elsewhere): (Vec<Arrival>, Vec<Arrival>) =
+            self.board.take_arrivals().into_iter().partition(|a| a.label == self.channel);
+        drop(here);
+        for arrival in elsewhere {
+            self.show(out, &format!("[{}] ", arrival.label), &arrival.message, None);
+        }
+        let messages = self.board.channel(&self.channel);
+        let _ = writeln!(out, "Now in {} ({} message{}).", self.channel, messages.len(), if messages.len() == 1 { "" } else { "s" });
+        let place = Place::from(&self.channel_ref(&self.channel));
+        for message in messages.iter().rev().take(5).rev() {
+            self.show(out, "", message, Some(place.clone()));
+        }
         Ok(())
     }
 
@@ -188,19 +271,11 @@ impl Console {
         let sessions = self
             .engine
             .store()
-            .list_sessions(
-                self.actor.account_id,
-                &SessionFilter {
-                    status: None,
-                    limit: 20,
-                },
-            )
+            .list_sessions(self.actor.account_id, &SessionFilter { status: None, limit: 20 })
             .await
             .map_err(|e| e.to_string())?;
         for session in sessions.into_iter().rev() {
-            if session.thread.platform == Platform::Console
-                && !self.threads.iter().any(|t| t.key == session.thread)
-            {
+            if session.thread.platform == Platform::Console && !self.threads.iter().any(|t| t.key == session.thread) {
                 self.threads.push(ThreadInfo {
                     key: session.thread.clone(),
                     title: session.problem.clone(),
@@ -212,21 +287,13 @@ impl Console {
         }
         for (i, thread) in self.threads.iter().enumerate() {
             let marker = if Some(i) == self.current { "*" } else { " " };
-            let _ = writeln!(
-                out,
-                "{marker} {}. {} {}",
-                i + 1,
-                thread.key.channel,
-                thread.title
-            );
+            let _ = writeln!(out, "{marker} {}. {} {}", i + 1, thread.key.channel, thread.title);
         }
         Ok(())
     }
 
     fn switch_thread(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
-        let n: usize = rest
-            .parse()
-            .map_err(|_| "Usage: /thread <number> (see /threads)".to_owned())?;
+        let n: usize = rest.parse().map_err(|_| "Usage: /thread <number> (see /threads)".to_owned())?;
         if n == 0 || n > self.threads.len() {
             return Err(format!("There is no thread {n}; /threads lists them."));
         }
@@ -240,6 +307,13 @@ impl Console {
         self.current.map(|i| self.threads[i].key.clone())
     }
 
+    fn here(&self) -> Place {
+        match self.current_thread() {
+            Some(thread) => Place::from(&thread),
+            None => Place::from(&self.channel_ref(&self.channel)),
+        }
+    }
+
     async fn rf(&mut self, text: &str, out: &mut String) -> Result<(), String> {
         // Inside a session thread, `/rf export md` and friends are thread commands.
         let thread_command = rf_core::command::parse_thread_command(text)
@@ -249,36 +323,28 @@ impl Console {
         {
             return self.send(&thread, Input::Text(text.to_owned()), out).await;
         }
+        let here = self.here().channel;
         let outcome = self
             .engine
-            .command(&self.actor, text, COMMAND)
+            .command(&self.actor, &here, text, COMMAND)
             .await
             .map_err(|e| e.user_message())?;
         match outcome {
-            CommandOutcome::Respond(message) => render(out, "", &message, None),
+            CommandOutcome::Respond(message) => self.show(out, "", &message, None),
             CommandOutcome::StartSession { problem } => {
                 let key = ThreadKey {
                     platform: Platform::Console,
                     workspace: CONSOLE_WORKSPACE.to_owned(),
                     channel: self.channel.clone(),
                     // Like a Slack `ts`: unique across restarts, sortable.
-                    thread: format!(
-                        "{}.{:03}",
-                        self.engine.now().as_millis(),
-                        self.threads.len()
-                    ),
+                    thread: format!("{}.{:03}", self.engine.now().as_millis(), self.threads.len()),
                 };
                 self.threads.push(ThreadInfo {
                     key: key.clone(),
                     title: problem.clone(),
                 });
                 self.current = Some(self.threads.len() - 1);
-                let _ = writeln!(
-                    out,
-                    "── thread {} in {} ──",
-                    self.threads.len(),
-                    key.channel
-                );
+                let _ = writeln!(out, "── thread {} in {} ──", self.threads.len(), key.channel);
                 let effects = self
                     .engine
                     .start(&self.actor, key, &problem)
@@ -291,42 +357,76 @@ impl Console {
     }
 
     async fn text(&mut self, line: &str, out: &mut String) -> Result<(), String> {
-        let thread = self
-            .current_thread()
-            .ok_or("You're not in a session thread. Start one with /rf <problem>, or /threads to pick one.")?;
         let (first, rest) = match line.split_once(char::is_whitespace) {
             Some((first, rest)) => (first, Some(rest.trim().to_owned())),
             None => (line, None),
         };
-        let offered = self.choices.get(&thread.lock_key());
-        let pressed = match (first.parse::<usize>(), offered) {
-            (Ok(n), Some(choices)) if n >= 1 && n <= choices.len() => {
-                Some((choices[n - 1].clone(), rest))
-            }
-            _ => None,
+        let pressed = match first.parse::<usize>() {
+            Ok(n) if n >= 1 && n <= self.choices.len() => Some((self.choices[n - 1].clone(), rest)),
+            _ => self
+                .choices
+                .iter()
+                .find(|c| c.label.eq_ignore_ascii_case(line) && self.current.is_none())
+                .map(|c| (c.clone(), None)),
         };
-        let input = match pressed {
-            Some((choice, input)) => {
-                let _ = writeln!(out, "  → {}", choice.label);
-                Input::Action {
-                    action: choice.action,
-                    input,
-                }
-            }
-            None => Input::Text(line.to_owned()),
-        };
-        self.send(&thread, input, out).await
+        if let Some((choice, input)) = pressed {
+            let _ = writeln!(out, "  → {}", choice.label);
+            let place = self.choices_place.clone().unwrap_or_else(|| self.here());
+            let effects = self
+                .engine
+                .press(&self.actor, &place, choice.action, input)
+                .await
+                .map_err(|e| e.user_message())?;
+            self.apply(effects, out);
+            return Ok(());
+        }
+        let thread = self
+            .current_thread()
+            .ok_or("You're not in a session thread. Start one with /rf <problem>, or /threads to pick one.")?;
+        self.send(&thread, Input::Text(line.to_owned()), out).await
     }
 
-    async fn send(
-        &mut self,
-        thread: &ThreadKey,
-        input: Input,
-        out: &mut String,
-    ) -> Result<(), String> {
+    async fn send(&mut self, thread: &ThreadKey, input: Input, out: &mut String) -> Result<(), String> {
         let effects = self
             .engine
             .handle(&self.actor, thread, input)
+            .await
+            .map_err(|e| e.user_message())?;
+        self.apply(effects, out);
+        Ok(())
+    }
+
+    async fn form_answer(&mut self, line: &str, out: &mut String) -> Result<(), String> {
+        let Some(mut form) = self.form.take() else { return Ok(()) };
+        let field = form.form.fields[form.values.len()].clone();
+        let value = match &field.input {
+            FieldInput::Select { options, default } => {
+                let wanted = if line.is_empty() { default.as_str() } else { line };
+                match options.iter().find(|(v, l)| v.eq_ignore_ascii_case(wanted) || l.eq_ignore_ascii_case(wanted)) {
+                    Some((value, _)) => value.clone(),
+                    None => {
+                        self.form = Some(form);
+                        return Err(format!("Choose one of: {}", options.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", ")));
+                    }
+                }
+            }
+            FieldInput::Text { .. } => {
+                if line.is_empty() && field.required {
+                    self.form = Some(form);
+                    return Err(format!("{} is required.", field.label));
+                }
+                line.to_owned()
+            }
+        };
+        form.values.push((field.id.clone(), value));
+        if form.values.len() < form.form.fields.len() {
+            self.form = Some(form);
+            return Ok(());
+        }
+        let submission = FormSubmission { kind: form.form.kind.clone(), values: form.values };
+        let effects = self
+            .engine
+            .submit(&self.actor, &form.place, submission)
             .await
             .map_err(|e| e.user_message())?;
         self.apply(effects, out);
@@ -343,17 +443,17 @@ impl Console {
                     } else {
                         format!("[{} thread] ", thread.channel)
                     };
-                    let choices: Vec<Choice> = message.all_choices().cloned().collect();
-                    render(out, &prefix, &message, Some(&choices));
-                    if !choices.is_empty() {
-                        self.choices.insert(thread.lock_key(), choices);
-                    }
+                    self.show(out, &prefix, &message, Some(Place::from(&thread)));
                 }
                 Effect::Post { channel, message } => {
-                    render(out, &format!("[{}] ", channel.channel), &message, None);
+                    self.show(out, &format!("[{}] ", channel.channel), &message, Some(Place::from(&channel)));
                 }
-                Effect::Private { message, .. } => {
-                    render(out, "(only you can see this) ", &message, None)
+                Effect::Private { message, place, .. } => {
+                    self.show(out, "(only you can see this) ", &message, Some(place));
+                }
+                Effect::OpenForm { form, place, .. } => {
+                    let _ = writeln!(out, "── {} ── (answer each question; an empty line takes the default)", form.title);
+                    self.form = Some(FormInProgress { form, place, values: Vec::new() });
                 }
                 Effect::Acknowledge { .. } => {
                     let _ = writeln!(out, "  ✓ recorded");
@@ -369,19 +469,30 @@ impl Console {
             }
         }
     }
+
+    /// Prints a message; its buttons become the numbered choices.
+    fn show(&mut self, out: &mut String, prefix: &str, message: &Message, place: Option<Place>) {
+        let choices: Vec<Choice> = message.all_choices().cloned().collect();
+        render(out, prefix, message);
+        if !choices.is_empty() {
+            self.choices = choices;
+            self.choices_place = place;
+        }
+    }
 }
 
 async fn identify(
     engine: &Engine,
     installation: &InstallationRef,
     name: &str,
+    email: Option<String>,
     role: RoleAssignment,
 ) -> Result<Actor, String> {
     let identity = ChatIdentity {
         platform: Platform::Console,
         platform_user_id: name.to_lowercase(),
         display_name: name.to_owned(),
-        email: None,
+        email,
     };
     engine
         .identify(installation, &identity, role)
@@ -390,14 +501,10 @@ async fn identify(
 }
 
 /// Prints a message: text blocks as lines, buttons as numbered choices.
-fn render(out: &mut String, prefix: &str, message: &Message, numbered: Option<&[Choice]>) {
+fn render(out: &mut String, prefix: &str, message: &Message) {
     let mut first = true;
     let mut lead = || {
-        let lead = if first {
-            format!("bot> {prefix}")
-        } else {
-            "     ".to_owned()
-        };
+        let lead = if first { format!("bot> {prefix}") } else { "     ".to_owned() };
         first = false;
         lead
     };
@@ -432,19 +539,11 @@ fn render(out: &mut String, prefix: &str, message: &Message, numbered: Option<&[
             }
             Block::Choices { choices, input } => {
                 for choice in choices {
-                    if numbered.is_some() {
-                        number += 1;
-                        let _ = writeln!(out, "{}  [{number}] {}", lead(), choice.label);
-                    } else {
-                        let _ = writeln!(out, "{}  [{}]", lead(), choice.label);
-                    }
+                    number += 1;
+                    let _ = writeln!(out, "{}  [{number}] {}", lead(), choice.label);
                 }
                 if let Some(input) = input {
-                    let _ = writeln!(
-                        out,
-                        "{}  (type the number, then optionally: {input})",
-                        lead()
-                    );
+                    let _ = writeln!(out, "{}  (type the number, then optionally: {input})", lead());
                 }
             }
         }
@@ -453,13 +552,9 @@ fn render(out: &mut String, prefix: &str, message: &Message, numbered: Option<&[
 
 /// Runs the console over a reader (stdin) and writer (stdout) until EOF or `/quit`.
 /// When not `interactive` (piped input), each line is echoed after the prompt, so the output reads
-/// as a transcript.
-pub async fn run<R, W>(
-    mut console: Console,
-    reader: R,
-    mut writer: W,
-    interactive: bool,
-) -> std::io::Result<()>
+/// as a transcript. When interactive, cards and notices that arrive meanwhile are printed as they
+/// come.
+pub async fn run<R, W>(mut console: Console, reader: R, mut writer: W, interactive: bool) -> std::io::Result<()>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -469,25 +564,37 @@ where
         writer
             .write_all(b"ResolutionFlow console. /help for commands, /rf <problem> to start.\n")
             .await?;
-    }
-    loop {
-        if interactive {
-            writer.write_all(console.prompt().as_bytes()).await?;
-            writer.flush().await?;
-        }
-        let Some(line) = lines.next_line().await? else {
-            break;
-        };
-        if !interactive && !line.trim().is_empty() {
-            writer
-                .write_all(format!("{}{}\n", console.prompt(), line.trim()).as_bytes())
-                .await?;
-        }
-        let (output, flow) = console.handle_line(&line).await;
-        writer.write_all(output.as_bytes()).await?;
+        writer.write_all(console.prompt().as_bytes()).await?;
         writer.flush().await?;
-        if flow == Flow::Quit {
-            break;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                if !interactive && (!line.trim().is_empty() || console.form.is_some()) {
+                    writer.write_all(format!("{}{}\n", console.prompt(), line.trim()).as_bytes()).await?;
+                }
+                let (output, flow) = console.handle_line(&line).await;
+                writer.write_all(output.as_bytes()).await?;
+                if flow == Flow::Quit {
+                    break;
+                }
+                if interactive {
+                    writer.write_all(console.prompt().as_bytes()).await?;
+                }
+                writer.flush().await?;
+            }
+            _ = tick.tick(), if interactive => {
+                let mut output = String::new();
+                console.print_arrivals(&mut output).await;
+                if !output.is_empty() {
+                    writer.write_all(b"\n").await?;
+                    writer.write_all(output.as_bytes()).await?;
+                    writer.write_all(console.prompt().as_bytes()).await?;
+                    writer.flush().await?;
+                }
+            }
         }
     }
     Ok(())

@@ -1,0 +1,100 @@
+//! The background worker: takes due jobs from the database and runs them with the dispatcher.
+//! Any number of workers, in any number of replicas, share the queue safely.
+
+use rf_core::Store;
+use rf_core::dispatch::Dispatcher;
+use rf_core::jobs::JobResult;
+use rf_core::time::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How many jobs one claim takes.
+const BATCH: i64 = 16;
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    dispatcher: Dispatcher,
+    id: String,
+    lease_millis: i64,
+    poll: Duration,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, dispatcher: Dispatcher, lease: Duration, poll: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            dispatcher,
+            id: format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple()),
+            lease_millis: lease.as_millis() as i64,
+            poll,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the worker now (new work was committed).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs every job that is due now, then returns how many ran.
+    pub async fn run_due(&self) -> usize {
+        let mut ran = 0;
+        // Bounded: jobs that schedule more due jobs cannot keep this loop going forever.
+        for _ in 0..32 {
+            let now = self.clock.now();
+            let jobs = match self.store.claim_jobs(&self.id, now, self.lease_millis, BATCH).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take jobs; retrying shortly");
+                    break;
+                }
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                let result = if job.attempts > job.max_attempts {
+                    JobResult::Failed { error: "too many attempts".to_owned() }
+                } else {
+                    self.dispatcher.run(&job).await
+                };
+                match &result {
+                    JobResult::Done => tracing::debug!(job.kind = job.job.kind(), "job done"),
+                    JobResult::Retry { error, .. } => {
+                        tracing::warn!(job.kind = job.job.kind(), attempt = job.attempts, %error, "job will be retried");
+                    }
+                    JobResult::Failed { error } => tracing::error!(job.kind = job.job.kind(), %error, "job failed"),
+                }
+                if let Err(e) = self.store.finish_job(job.id, &self.id, &result, self.clock.now()).await {
+                    // The lease runs out and another worker (or this one) retries the job.
+                    tracing::warn!(error = %e, "could not record a job's outcome");
+                }
+                ran += 1;
+            }
+        }
+        ran
+    }
+
+    /// Runs until `shutdown` resolves: due jobs at once, then waits for new work or the poll interval.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            self.run_due().await;
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.wake.notified() => {},
+                () = tokio::time::sleep(self.poll) => {},
+            }
+        }
+        tracing::info!(worker = %self.id, "job worker stopped");
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "rf".to_owned())
+}
