@@ -152,12 +152,24 @@ pub struct TestApp {
     pub app: App,
     pub base_url: String,
     server: tokio::task::JoinHandle<()>,
+    _background: resolutionflow::app::Background,
     _keys: tempfile::TempDir,
 }
 
 impl TestApp {
-    /// Builds the real app (sample flows loaded) on `db` with `clock`, and serves it.
+    /// Builds the real app (sample flows loaded) on `db` with `clock`, and serves it. The job
+    /// worker is not started: tests run due jobs with `app.worker.run_due()`, so timing is theirs.
+    /// The event feed runs.
     pub async fn start(db: &TestDb, clock: Arc<dyn Clock>) -> Self {
+        Self::start_with(db, clock, |_| {}).await
+    }
+
+    /// As [`TestApp::start`], with the configuration adjusted first.
+    pub async fn start_with(
+        db: &TestDb,
+        clock: Arc<dyn Clock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -168,9 +180,12 @@ impl TestApp {
         config.http.listen = address.to_string();
         config.http.public_url = Some(format!("http://{address}"));
         config.security.key_file = keys.path().join("test.key");
+        config.jobs.enabled = false;
+        adjust(&mut config);
         let app = App::build_with_clock(config, clock)
             .await
             .expect("build the app");
+        let background = app.start_background();
         let served = app.clone();
         let server = tokio::spawn(async move {
             let _ = served.serve(listener, std::future::pending()).await;
@@ -179,6 +194,7 @@ impl TestApp {
             app,
             base_url: format!("http://{address}"),
             server,
+            _background: background,
             _keys: keys,
         }
     }
@@ -189,6 +205,31 @@ impl Drop for TestApp {
         self.server.abort();
     }
 }
+
+/// The `resolutionflow` binary of this build, built first if needed.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/resolutionflow
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let binary = dir.join(format!("resolutionflow{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "resolutionflow", "--bin", "resolutionflow"])
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "could not build the resolutionflow binary"
+        );
+    }
+    binary
+}
+
+pub mod smtp;
 
 /// The repository's `flows/` folder.
 pub fn flows_dir() -> PathBuf {

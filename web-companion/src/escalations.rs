@@ -78,6 +78,9 @@ struct HandoffView {
     claimed_by: Option<String>,
     claimed_after: Option<String>,
     closed: bool,
+    /// A web link to the chat thread, where the platform has one.
+    thread_url: Option<String>,
+    /// How to find the thread otherwise.
     thread: String,
     is_escalation: bool,
 }
@@ -108,27 +111,40 @@ fn view(handoff: &Handoff, now: Timestamp) -> HandoffView {
         confidence: handoff.assessment.confidence,
         source: handoff.assessment.source.clone(),
         claimed_by: handoff.claimed_by_name.clone(),
-        claimed_after: handoff.claimed_at.map(|at| human_duration(at.millis_since(handoff.created_at))),
+        claimed_after: handoff
+            .claimed_at
+            .map(|at| human_duration(at.millis_since(handoff.created_at))),
         closed: handoff.closed_at.is_some(),
-        thread: thread_label(handoff),
+        thread_url: thread_url(handoff),
+        thread: format!(
+            "{} thread {}",
+            handoff.thread.channel, handoff.thread.thread
+        ),
         is_escalation: handoff.intent == HandoffIntent::Escalate,
     }
 }
 
-/// Where to find the chat thread; for platforms with web links, a link.
-fn thread_label(handoff: &Handoff) -> String {
+/// A deep link to the chat thread, for platforms whose threads have web addresses.
+fn thread_url(handoff: &Handoff) -> Option<String> {
     let t = &handoff.thread;
     match t.platform {
-        rf_core::domain::Platform::Slack => format!(
+        rf_core::domain::Platform::Slack => Some(format!(
             "https://app.slack.com/client/{}/{}/thread/{}-{}",
             t.workspace, t.channel, t.channel, t.thread
-        ),
-        rf_core::domain::Platform::Discord => format!("https://discord.com/channels/{}/{}", t.workspace, t.thread),
-        _ => format!("{} thread {} (console)", t.channel, t.thread),
+        )),
+        rf_core::domain::Platform::Discord => Some(format!(
+            "https://discord.com/channels/{}/{}",
+            t.workspace, t.thread
+        )),
+        rf_core::domain::Platform::Teams | rf_core::domain::Platform::Console => None,
     }
 }
 
-async fn load_handoff(state: &CompanionState, viewer: &Viewer, id: &str) -> Result<Handoff, CompanionError> {
+async fn load_handoff(
+    state: &CompanionState,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Handoff, CompanionError> {
     let id = parse_handoff(id)?;
     if !viewer.0.scope.allows_handoff(id) {
         return Err(CompanionError::NotFound);
@@ -174,9 +190,15 @@ pub(crate) async fn claim_form(
     same_origin(&state, &headers)?;
     let handoff = load_handoff(&state, &viewer, &id).await?;
     let actor = viewer.actor(&state).await?;
-    let outcome = state.engine.claim(&actor, handoff.id).await.map_err(engine_error)?;
+    let outcome = state
+        .engine
+        .claim(&actor, handoff.id)
+        .await
+        .map_err(engine_error)?;
     let notice = match &outcome {
-        ClaimView::Won(_) => "You claimed it. You have been added to the session's thread.".to_owned(),
+        ClaimView::Won(_) => {
+            "You claimed it. You have been added to the session's thread.".to_owned()
+        }
         other => other.message(state.clock.now()).plain_text(),
     };
     let handoff = state.store.get_handoff(viewer.0.acc, handoff.id).await?;
@@ -210,7 +232,11 @@ pub(crate) async fn claim_api(
     same_origin(&state, &headers)?;
     let handoff = load_handoff(&state, &viewer, &id).await?;
     let actor = viewer.actor(&state).await?;
-    let outcome = state.engine.claim(&actor, handoff.id).await.map_err(engine_error)?;
+    let outcome = state
+        .engine
+        .claim(&actor, handoff.id)
+        .await
+        .map_err(engine_error)?;
     let message = outcome.message(state.clock.now()).plain_text();
     Ok(Json(match outcome {
         ClaimView::Won(h) => ClaimResponse {
@@ -235,16 +261,33 @@ pub(crate) async fn claim_api(
 }
 
 /// What the queue lists.
-async fn queue_items(state: &CompanionState, viewer: &Viewer) -> Result<Vec<EventSummary>, CompanionError> {
+async fn queue_items(
+    state: &CompanionState,
+    viewer: &Viewer,
+) -> Result<Vec<EventSummary>, CompanionError> {
     let now = state.clock.now();
     let day = now.plus_millis(-86_400_000);
     let handoffs = state
         .store
-        .list_handoffs(viewer.0.acc, &HandoffFilter { open_only: false, since: Some(day), limit: 200 })
+        .list_handoffs(
+            viewer.0.acc,
+            &HandoffFilter {
+                open_only: false,
+                since: Some(day),
+                limit: 200,
+            },
+        )
         .await?;
     let open = state
         .store
-        .list_handoffs(viewer.0.acc, &HandoffFilter { open_only: true, since: None, limit: 200 })
+        .list_handoffs(
+            viewer.0.acc,
+            &HandoffFilter {
+                open_only: true,
+                since: None,
+                limit: 200,
+            },
+        )
         .await?;
     let mut items: Vec<EventSummary> = open
         .iter()
@@ -262,7 +305,10 @@ async fn queue_items(state: &CompanionState, viewer: &Viewer) -> Result<Vec<Even
 }
 
 /// The live queue page.
-pub(crate) async fn queue_page(State(state): State<CompanionState>, viewer: Viewer) -> Result<Html<String>, CompanionError> {
+pub(crate) async fn queue_page(
+    State(state): State<CompanionState>,
+    viewer: Viewer,
+) -> Result<Html<String>, CompanionError> {
     require_account(&viewer)?;
     let actor = viewer.actor(&state).await?;
     let items = queue_items(&state, &viewer).await?;
@@ -279,7 +325,10 @@ pub(crate) async fn queue_page(State(state): State<CompanionState>, viewer: View
 }
 
 /// The queue as JSON.
-pub(crate) async fn queue_api(State(state): State<CompanionState>, viewer: Viewer) -> Result<Json<Vec<EventSummary>>, CompanionError> {
+pub(crate) async fn queue_api(
+    State(state): State<CompanionState>,
+    viewer: Viewer,
+) -> Result<Json<Vec<EventSummary>>, CompanionError> {
     require_account(&viewer)?;
     Ok(Json(queue_items(&state, &viewer).await?))
 }
@@ -305,7 +354,12 @@ struct Subscription {
 
 impl Subscription {
     async fn catch_up(&mut self) {
-        match self.state.store.account_events_after(self.account, self.last, 1000).await {
+        match self
+            .state
+            .store
+            .account_events_after(self.account, self.last, 1000)
+            .await
+        {
             Ok(events) => self.pending.extend(events),
             Err(e) => tracing::warn!(error = %e, "event stream backfill failed"),
         }
@@ -314,7 +368,11 @@ impl Subscription {
     async fn next(&mut self) -> Option<Event> {
         if !self.ready_sent {
             self.ready_sent = true;
-            return Some(Event::default().event("ready").data(format!("{{\"last_event_id\":{}}}", self.last)));
+            return Some(
+                Event::default()
+                    .event("ready")
+                    .data(format!("{{\"last_event_id\":{}}}", self.last)),
+            );
         }
         loop {
             if let Some(event) = self.pending.pop_front() {
@@ -370,7 +428,10 @@ pub(crate) async fn stream(
         None => subscription.last = state.store.latest_event_seq().await?,
     }
     let stream = futures::stream::unfold(subscription, |mut subscription| async move {
-        subscription.next().await.map(|event| (Ok(event), subscription))
+        subscription
+            .next()
+            .await
+            .map(|event| (Ok(event), subscription))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keepalive")))
 }
@@ -380,17 +441,27 @@ pub(crate) struct PeriodQuery {
     period: Option<String>,
 }
 
-async fn metrics_for(state: &CompanionState, viewer: &Viewer, query: &PeriodQuery) -> Result<EscalationMetrics, CompanionError> {
+async fn metrics_for(
+    state: &CompanionState,
+    viewer: &Viewer,
+    query: &PeriodQuery,
+) -> Result<EscalationMetrics, CompanionError> {
     require_account(viewer)?;
     let actor = viewer.actor(state).await?;
     if !actor.role.is_admin() {
-        return Err(CompanionError::Forbidden("Escalation metrics are for owners and admins."));
+        return Err(CompanionError::Forbidden(
+            "Escalation metrics are for owners and admins.",
+        ));
     }
     let period = match query.period.as_deref() {
         None => Period::Days30,
         Some(p) => Period::parse(p).ok_or(CompanionError::NotFound)?,
     };
-    state.engine.metrics(viewer.0.acc, period).await.map_err(engine_error)
+    state
+        .engine
+        .metrics(viewer.0.acc, period)
+        .await
+        .map_err(engine_error)
 }
 
 fn seconds(value: Option<f64>) -> String {
@@ -399,7 +470,13 @@ fn seconds(value: Option<f64>) -> String {
 
 /// The weekly trend as bars: (x, y, width, height, label, value) for an inline SVG.
 fn trend_bars(metrics: &EscalationMetrics) -> Vec<(u32, u32, u32, u32, String, usize)> {
-    let max = metrics.weekly.iter().map(|w| w.escalations).max().unwrap_or(1).max(1);
+    let max = metrics
+        .weekly
+        .iter()
+        .map(|w| w.escalations)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let width = 40;
     metrics
         .weekly
@@ -407,7 +484,14 @@ fn trend_bars(metrics: &EscalationMetrics) -> Vec<(u32, u32, u32, u32, String, u
         .enumerate()
         .map(|(i, week)| {
             let height = (week.escalations * 120 / max) as u32;
-            (i as u32 * (width + 12) + 8, 130 - height, width, height, week.week_start[5..].to_owned(), week.escalations)
+            (
+                i as u32 * (width + 12) + 8,
+                130 - height,
+                width,
+                height,
+                week.week_start[5..].to_owned(),
+                week.escalations,
+            )
         })
         .collect()
 }
@@ -419,7 +503,10 @@ pub(crate) async fn metrics_page(
     Query(query): Query<PeriodQuery>,
 ) -> Result<Html<String>, CompanionError> {
     let metrics = metrics_for(&state, &viewer, &query).await?;
-    let in_product_minutes = metrics.time_to_first_action.median_seconds.map(|s| s / 60.0);
+    let in_product_minutes = metrics
+        .time_to_first_action
+        .median_seconds
+        .map(|s| s / 60.0);
     let difference = match (metrics.manual_baseline_minutes, in_product_minutes) {
         (Some(baseline), Some(now)) => Some(format!("{:.1}", baseline - now)),
         _ => None,
@@ -463,7 +550,10 @@ pub(crate) async fn metrics_csv(
     let metrics = metrics_for(&state, &viewer, &query).await?;
     let mut response = to_csv(&metrics).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     if let Ok(value) = HeaderValue::from_str(&format!(
         "attachment; filename=\"escalation-metrics-{}.csv\"",
         metrics.period.label()
@@ -489,22 +579,40 @@ pub(crate) async fn set_baseline(
     require_account(&viewer)?;
     let actor = viewer.actor(&state).await?;
     if !matches!(actor.role, Role::Owner | Role::Admin | Role::SuperAdmin) {
-        return Err(CompanionError::Forbidden("Only owners and admins can set the baseline."));
+        return Err(CompanionError::Forbidden(
+            "Only owners and admins can set the baseline.",
+        ));
     }
-    let minutes = match form.minutes.trim() {
-        "" => None,
-        text => Some(text.parse::<f64>().map_err(|_| CompanionError::Forbidden("The baseline must be a number of minutes."))?),
-    };
-    match state.engine.set_baseline(&actor, minutes).await.map_err(engine_error)? {
+    let minutes =
+        match form.minutes.trim() {
+            "" => None,
+            text => Some(text.parse::<f64>().map_err(|_| {
+                CompanionError::Forbidden("The baseline must be a number of minutes.")
+            })?),
+        };
+    match state
+        .engine
+        .set_baseline(&actor, minutes)
+        .await
+        .map_err(engine_error)?
+    {
         Ok(()) => Ok(axum::response::Redirect::to("/team/metrics").into_response()),
-        Err(_) => Err(CompanionError::Forbidden("The baseline is minutes per escalation, between 0 and 1440.")),
+        Err(_) => Err(CompanionError::Forbidden(
+            "The baseline is minutes per escalation, between 0 and 1440.",
+        )),
     }
 }
 
 /// The small script behind the live queue and the handoff page.
 pub(crate) async fn script() -> Response {
     let mut response = include_str!("../static/companion.js").into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }

@@ -97,8 +97,12 @@ pub(crate) async fn home(
     Viewer(claims): Viewer,
 ) -> Result<Response, CompanionError> {
     match claims.scope {
-        LinkScope::Session(id) => return Ok(Redirect::to(&format!("/sessions/{id}")).into_response()),
-        LinkScope::Handoff(id) => return Ok(Redirect::to(&format!("/handoffs/{id}")).into_response()),
+        LinkScope::Session(id) => {
+            return Ok(Redirect::to(&format!("/sessions/{id}")).into_response());
+        }
+        LinkScope::Handoff(id) => {
+            return Ok(Redirect::to(&format!("/handoffs/{id}")).into_response());
+        }
         LinkScope::Account => {}
     }
     let account = state.store.get_account(claims.acc).await?;

@@ -119,13 +119,19 @@ impl App {
                 now,
             )
             .await?;
-        if team.settings.escalation_channel(Platform::Console).is_none() {
+        if team
+            .settings
+            .escalation_channel(Platform::Console)
+            .is_none()
+        {
             team.settings.set_escalation_channel(ChannelRef {
                 platform: Platform::Console,
                 workspace: rf_console::CONSOLE_WORKSPACE.to_owned(),
                 channel: config.bootstrap.escalation_channel.clone(),
             });
-            store.save_team_settings(account.id, team.id, &team.settings).await?;
+            store
+                .save_team_settings(account.id, team.id, &team.settings)
+                .await?;
         }
         if config.flows.load_samples && store.list_flows(account.id).await?.is_empty() {
             let samples = flows::samples();
@@ -166,7 +172,9 @@ impl App {
                 tracing::info!(host = %config.smtp.host, port = config.smtp.port, "e-mail enabled");
                 dispatcher = dispatcher.with_mailer(Arc::new(mailer));
             }
-            None => tracing::info!("e-mail disabled (no [smtp] host); escalation e-mails are recorded as failed"),
+            None => tracing::info!(
+                "e-mail disabled (no [smtp] host); escalation e-mails are recorded as failed"
+            ),
         }
         let worker = Worker::new(
             port.clone(),
@@ -219,7 +227,12 @@ impl App {
         let feed = self.feed.clone();
         let store: Arc<dyn Store> = self.store.clone();
         let postgres = self.store.postgres_pool().cloned();
-        tasks.push(tokio::spawn(feed.run(store, self.clock.clone(), postgres, stopped(watch))));
+        tasks.push(tokio::spawn(feed.run(
+            store,
+            self.clock.clone(),
+            postgres,
+            stopped(watch),
+        )));
         Background { stop, tasks }
     }
 

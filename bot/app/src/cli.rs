@@ -236,11 +236,20 @@ async fn serve(config: Config, with_console: bool) -> anyhow::Result<ExitCode> {
 
 async fn make_console(app: &App) -> anyhow::Result<rf_console::Console> {
     let role: Role = app.config.console.role.parse().context("console.role")?;
-    let console = rf_console::Console::new(app.engine.clone(), app.console.clone(), &app.config.console.user, role)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let console = rf_console::Console::new(
+        app.engine.clone(),
+        app.console.clone(),
+        &app.config.console.user,
+        role,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
     // With the worker in this process, a script sees cards before its next line.
-    Ok(if app.config.jobs.enabled { console.with_settle(app.console_settle()) } else { console })
+    Ok(if app.config.jobs.enabled {
+        console.with_settle(app.console_settle())
+    } else {
+        console
+    })
 }
 
 async fn console(config: Config, with_http: bool) -> anyhow::Result<ExitCode> {

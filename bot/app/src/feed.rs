@@ -63,7 +63,9 @@ impl EventFeed {
                     for event in events {
                         // Sequence numbers are handed out before commit: a hole may be an event still
                         // committing. Wait for it, unless it is old enough to be a rollback.
-                        if event.seq != last + 1 && now.millis_since(event.created_at) < GAP_GRACE_MILLIS {
+                        if event.seq != last + 1
+                            && now.millis_since(event.created_at) < GAP_GRACE_MILLIS
+                        {
                             retry_soon = true;
                             break;
                         }
@@ -74,7 +76,11 @@ impl EventFeed {
                 }
                 Err(e) => tracing::warn!(error = %e, "event feed read failed; retrying"),
             }
-            let pause = if retry_soon { Duration::from_millis(50) } else { Duration::from_secs(1) };
+            let pause = if retry_soon {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_secs(1)
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = self.wake.notified() => {},

@@ -24,7 +24,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, dispatcher: Dispatcher, lease: Duration, poll: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        dispatcher: Dispatcher,
+        lease: Duration,
+        poll: Duration,
+    ) -> Self {
         Self {
             store,
             clock,
@@ -47,7 +53,11 @@ impl Worker {
         // Bounded: jobs that schedule more due jobs cannot keep this loop going forever.
         for _ in 0..32 {
             let now = self.clock.now();
-            let jobs = match self.store.claim_jobs(&self.id, now, self.lease_millis, BATCH).await {
+            let jobs = match self
+                .store
+                .claim_jobs(&self.id, now, self.lease_millis, BATCH)
+                .await
+            {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not take jobs; retrying shortly");
@@ -59,7 +69,9 @@ impl Worker {
             }
             for job in jobs {
                 let result = if job.attempts > job.max_attempts {
-                    JobResult::Failed { error: "too many attempts".to_owned() }
+                    JobResult::Failed {
+                        error: "too many attempts".to_owned(),
+                    }
                 } else {
                     self.dispatcher.run(&job).await
                 };
@@ -68,9 +80,15 @@ impl Worker {
                     JobResult::Retry { error, .. } => {
                         tracing::warn!(job.kind = job.job.kind(), attempt = job.attempts, %error, "job will be retried");
                     }
-                    JobResult::Failed { error } => tracing::error!(job.kind = job.job.kind(), %error, "job failed"),
+                    JobResult::Failed { error } => {
+                        tracing::error!(job.kind = job.job.kind(), %error, "job failed")
+                    }
                 }
-                if let Err(e) = self.store.finish_job(job.id, &self.id, &result, self.clock.now()).await {
+                if let Err(e) = self
+                    .store
+                    .finish_job(job.id, &self.id, &result, self.clock.now())
+                    .await
+                {
                     // The lease runs out and another worker (or this one) retries the job.
                     tracing::warn!(error = %e, "could not record a job's outcome");
                 }

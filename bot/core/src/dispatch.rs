@@ -10,7 +10,9 @@ use crate::handoff::{CardMood, Handoff, HandoffIntent, escalation_card, escalati
 use crate::jobs::{Job, JobRecord, JobResult, NewJob, ThreadNotice};
 use crate::links::{LinkScope, LinkSigner, ShareLink};
 use crate::notify::{Mailer, Notifiers, NotifyError};
-use crate::outbox::{Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, NewDelivery, NewEvent};
+use crate::outbox::{
+    Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, NewDelivery, NewEvent,
+};
 use crate::ports::{ClaimPlan, Store, StoreError};
 use crate::redact::Redactor;
 use crate::session::StepKind;
@@ -100,7 +102,11 @@ impl Dispatcher {
                 let Some(notifier) = self.notifiers.get(handoff.thread.platform) else {
                     return JobResult::Done;
                 };
-                outcome(notifier.invite(&handoff.thread, &user.platform_user_id).await)
+                outcome(
+                    notifier
+                        .invite(&handoff.thread, &user.platform_user_id)
+                        .await,
+                )
             }
             Job::IdleReminder { handoff, claim } => {
                 let handoff = try_store!(self.store.get_handoff(account, *handoff).await);
@@ -113,10 +119,22 @@ impl Dispatcher {
         }
     }
 
-    async fn mark(&self, delivery: &Delivery, status: DeliveryStatus, error: Option<&str>) -> JobResult {
+    async fn mark(
+        &self,
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> JobResult {
         match self
             .store
-            .mark_delivery(delivery.account_id, delivery.id, status, error, None, self.clock.now())
+            .mark_delivery(
+                delivery.account_id,
+                delivery.id,
+                status,
+                error,
+                None,
+                self.clock.now(),
+            )
             .await
         {
             Ok(()) => JobResult::Done,
@@ -134,12 +152,21 @@ impl Dispatcher {
             NotifyError::Transient(error) => {
                 let _ = self
                     .store
-                    .mark_delivery(delivery.account_id, delivery.id, DeliveryStatus::Queued, Some(&error), None, self.clock.now())
+                    .mark_delivery(
+                        delivery.account_id,
+                        delivery.id,
+                        DeliveryStatus::Queued,
+                        Some(&error),
+                        None,
+                        self.clock.now(),
+                    )
                     .await;
                 JobResult::Retry { error, after: None }
             }
             NotifyError::Permanent(error) => {
-                let _ = self.mark(delivery, DeliveryStatus::Failed, Some(&error)).await;
+                let _ = self
+                    .mark(delivery, DeliveryStatus::Failed, Some(&error))
+                    .await;
                 JobResult::Failed { error }
             }
         }
@@ -149,30 +176,68 @@ impl Dispatcher {
         if delivery.status != DeliveryStatus::Queued {
             return JobResult::Done; // Sent already (a retried job): exactly once.
         }
-        let handoff = try_store!(self.store.get_handoff(delivery.account_id, delivery.handoff_id).await);
+        let handoff = try_store!(
+            self.store
+                .get_handoff(delivery.account_id, delivery.handoff_id)
+                .await
+        );
         let now = self.clock.now();
         let still_needed = match delivery.purpose {
             DeliveryPurpose::Card | DeliveryPurpose::Stream => true,
             DeliveryPurpose::Reminder | DeliveryPurpose::Ladder => handoff.is_unclaimed(),
-            DeliveryPurpose::IdleReminder => handoff.is_open() && handoff.claimed_by.is_some() && handoff.acknowledged_at.is_none(),
+            DeliveryPurpose::IdleReminder => {
+                handoff.is_open()
+                    && handoff.claimed_by.is_some()
+                    && handoff.acknowledged_at.is_none()
+            }
         };
         if !still_needed {
-            return self.mark(delivery, DeliveryStatus::Suppressed, Some("no longer needed: claimed or closed meanwhile")).await;
+            return self
+                .mark(
+                    delivery,
+                    DeliveryStatus::Suppressed,
+                    Some("no longer needed: claimed or closed meanwhile"),
+                )
+                .await;
         }
         match delivery.channel {
-            DeliveryChannel::CompanionStream => self.mark(delivery, DeliveryStatus::Sent, None).await,
+            DeliveryChannel::CompanionStream => {
+                self.mark(delivery, DeliveryStatus::Sent, None).await
+            }
             DeliveryChannel::ChatCard => {
                 let Some(channel) = parse_channel_key(&delivery.recipient) else {
-                    return self.mark(delivery, DeliveryStatus::Failed, Some("unreadable channel")).await;
+                    return self
+                        .mark(delivery, DeliveryStatus::Failed, Some("unreadable channel"))
+                        .await;
                 };
                 let Some(notifier) = self.notifiers.get(channel.platform) else {
-                    return self.mark(delivery, DeliveryStatus::Failed, Some(&format!("{} is not connected", channel.platform))).await;
+                    return self
+                        .mark(
+                            delivery,
+                            DeliveryStatus::Failed,
+                            Some(&format!("{} is not connected", channel.platform)),
+                        )
+                        .await;
                 };
-                let mood = if delivery.purpose == DeliveryPurpose::Reminder { CardMood::Reminder } else { CardMood::New };
-                match notifier.post(&channel, &escalation_card(&handoff, now, mood)).await {
+                let mood = if delivery.purpose == DeliveryPurpose::Reminder {
+                    CardMood::Reminder
+                } else {
+                    CardMood::New
+                };
+                match notifier
+                    .post(&channel, &escalation_card(&handoff, now, mood))
+                    .await
+                {
                     Ok(posted) => match self
                         .store
-                        .mark_delivery(delivery.account_id, delivery.id, DeliveryStatus::Sent, None, Some(&posted), now)
+                        .mark_delivery(
+                            delivery.account_id,
+                            delivery.id,
+                            DeliveryStatus::Sent,
+                            None,
+                            Some(&posted),
+                            now,
+                        )
                         .await
                     {
                         Ok(()) => JobResult::Done,
@@ -183,10 +248,22 @@ impl Dispatcher {
             }
             DeliveryChannel::ChatDm => {
                 let Some(user) = self.recipient(delivery).await else {
-                    return self.mark(delivery, DeliveryStatus::Suppressed, Some("recipient no longer exists")).await;
+                    return self
+                        .mark(
+                            delivery,
+                            DeliveryStatus::Suppressed,
+                            Some("recipient no longer exists"),
+                        )
+                        .await;
                 };
                 let Some(notifier) = self.notifiers.get(user.platform) else {
-                    return self.mark(delivery, DeliveryStatus::Failed, Some(&format!("{} is not connected", user.platform))).await;
+                    return self
+                        .mark(
+                            delivery,
+                            DeliveryStatus::Failed,
+                            Some(&format!("{} is not connected", user.platform)),
+                        )
+                        .await;
                 };
                 let workspace = self.workspace_for(&handoff, user.platform).await;
                 let message = match delivery.purpose {
@@ -198,20 +275,41 @@ impl Dispatcher {
                         ))
                         .extend_with(escalation_card(&handoff, now, CardMood::New)),
                 };
-                match notifier.direct(&workspace, &user.platform_user_id, &message).await {
+                match notifier
+                    .direct(&workspace, &user.platform_user_id, &message)
+                    .await
+                {
                     Ok(()) => self.mark(delivery, DeliveryStatus::Sent, None).await,
                     Err(e) => self.failed(delivery, e).await,
                 }
             }
             DeliveryChannel::Email => {
                 let Some(user) = self.recipient(delivery).await else {
-                    return self.mark(delivery, DeliveryStatus::Suppressed, Some("recipient no longer exists")).await;
+                    return self
+                        .mark(
+                            delivery,
+                            DeliveryStatus::Suppressed,
+                            Some("recipient no longer exists"),
+                        )
+                        .await;
                 };
                 let Some(address) = user.email.clone().filter(|e| e.contains('@')) else {
-                    return self.mark(delivery, DeliveryStatus::Suppressed, Some("no e-mail address")).await;
+                    return self
+                        .mark(
+                            delivery,
+                            DeliveryStatus::Suppressed,
+                            Some("no e-mail address"),
+                        )
+                        .await;
                 };
                 let Some(mailer) = &self.mailer else {
-                    return self.mark(delivery, DeliveryStatus::Failed, Some("e-mail is not configured (set [smtp])")).await;
+                    return self
+                        .mark(
+                            delivery,
+                            DeliveryStatus::Failed,
+                            Some("e-mail is not configured (set [smtp])"),
+                        )
+                        .await;
                 };
                 let link = match self.personal_link(&handoff, &user).await {
                     Ok(link) => link,
@@ -251,7 +349,11 @@ impl Dispatcher {
         if handoff.thread.platform == platform {
             return handoff.thread.workspace.clone();
         }
-        match self.store.get_team(handoff.account_id, handoff.team_id).await {
+        match self
+            .store
+            .get_team(handoff.account_id, handoff.team_id)
+            .await
+        {
             Ok(team) => team
                 .settings
                 .escalation_channel(platform)
@@ -261,8 +363,14 @@ impl Dispatcher {
         }
     }
 
-    async fn personal_link(&self, handoff: &Handoff, user: &User) -> Result<Option<String>, StoreError> {
-        let Some((signer, ttl)) = &self.links else { return Ok(None) };
+    async fn personal_link(
+        &self,
+        handoff: &Handoff,
+        user: &User,
+    ) -> Result<Option<String>, StoreError> {
+        let Some((signer, ttl)) = &self.links else {
+            return Ok(None);
+        };
         let now = self.clock.now();
         let link = ShareLink {
             id: crate::ids::LinkId::new(),
@@ -279,7 +387,11 @@ impl Dispatcher {
     }
 
     async fn team_settings(&self, handoff: &Handoff) -> Result<TeamSettings, StoreError> {
-        Ok(self.store.get_team(handoff.account_id, handoff.team_id).await?.settings)
+        Ok(self
+            .store
+            .get_team(handoff.account_id, handoff.team_id)
+            .await?
+            .settings)
     }
 
     async fn ladder(&self, handoff: &Handoff, index: usize) -> JobResult {
@@ -290,26 +402,46 @@ impl Dispatcher {
             Ok(settings) => settings,
             Err(e) => return retry(e),
         };
-        let Some(step) = settings.ladder.steps.get(index) else { return JobResult::Done };
+        let Some(step) = settings.ladder.steps.get(index) else {
+            return JobResult::Done;
+        };
         let now = self.clock.now();
         let allowed = settings.working_hours.allows(step.when, now);
-        let status = if allowed { DeliveryStatus::Queued } else { DeliveryStatus::Suppressed };
+        let status = if allowed {
+            DeliveryStatus::Queued
+        } else {
+            DeliveryStatus::Suppressed
+        };
         let mut deliveries = Vec::new();
         match step.action {
             LadderAction::Repost => {
                 for channel in &settings.escalation_channels {
-                    deliveries.push((DeliveryChannel::ChatCard, format!("{}@ladder-{index}", channel_key(channel)), DeliveryPurpose::Reminder));
+                    deliveries.push((
+                        DeliveryChannel::ChatCard,
+                        format!("{}@ladder-{index}", channel_key(channel)),
+                        DeliveryPurpose::Reminder,
+                    ));
                 }
             }
-            LadderAction::DirectMessageSeniors | LadderAction::EmailSeniors | LadderAction::EmailOwners => {
+            LadderAction::DirectMessageSeniors
+            | LadderAction::EmailSeniors
+            | LadderAction::EmailOwners => {
                 let users = match self.store.list_users(handoff.account_id).await {
                     Ok(users) => users,
                     Err(e) => return retry(e),
                 };
-                let channel = if step.action == LadderAction::DirectMessageSeniors { DeliveryChannel::ChatDm } else { DeliveryChannel::Email };
+                let channel = if step.action == LadderAction::DirectMessageSeniors {
+                    DeliveryChannel::ChatDm
+                } else {
+                    DeliveryChannel::Email
+                };
                 let recipients = ladder_recipients(&users, handoff, step.action);
                 for user in recipients {
-                    deliveries.push((channel, format!("{}@ladder-{index}", user.id), DeliveryPurpose::Ladder));
+                    deliveries.push((
+                        channel,
+                        format!("{}@ladder-{index}", user.id),
+                        DeliveryPurpose::Ladder,
+                    ));
                 }
             }
         }
@@ -317,12 +449,27 @@ impl Dispatcher {
         let mut jobs = Vec::new();
         for (channel, recipient, purpose) in deliveries {
             let id = uuid::Uuid::now_v7();
-            rows.push(NewDelivery { id, handoff: handoff.id, channel, recipient, purpose, status });
+            rows.push(NewDelivery {
+                id,
+                handoff: handoff.id,
+                channel,
+                recipient,
+                purpose,
+                status,
+            });
             if allowed {
-                jobs.push(NewJob::now(handoff.account_id, Job::Deliver { delivery: id }, now));
+                jobs.push(NewJob::now(
+                    handoff.account_id,
+                    Job::Deliver { delivery: id },
+                    now,
+                ));
             }
         }
-        match self.store.add_deliveries(handoff.account_id, rows, jobs, now).await {
+        match self
+            .store
+            .add_deliveries(handoff.account_id, rows, jobs, now)
+            .await
+        {
             Ok(()) => JobResult::Done,
             Err(e) => retry(e),
         }
@@ -334,13 +481,30 @@ impl Dispatcher {
             Err(e) => return retry(e),
         };
         let now = self.clock.now();
-        for delivery in deliveries.iter().filter(|d| d.channel == DeliveryChannel::ChatCard && d.status == DeliveryStatus::Sent) {
-            let Some(posted) = &delivery.message_ref else { continue };
-            let Some(notifier) = self.notifiers.get(posted.channel.platform) else { continue };
-            let mood = if delivery.purpose == DeliveryPurpose::Reminder { CardMood::Reminder } else { CardMood::New };
-            if let Err(e) = notifier.update(posted, &escalation_card(handoff, now, mood)).await {
+        for delivery in deliveries
+            .iter()
+            .filter(|d| d.channel == DeliveryChannel::ChatCard && d.status == DeliveryStatus::Sent)
+        {
+            let Some(posted) = &delivery.message_ref else {
+                continue;
+            };
+            let Some(notifier) = self.notifiers.get(posted.channel.platform) else {
+                continue;
+            };
+            let mood = if delivery.purpose == DeliveryPurpose::Reminder {
+                CardMood::Reminder
+            } else {
+                CardMood::New
+            };
+            if let Err(e) = notifier
+                .update(posted, &escalation_card(handoff, now, mood))
+                .await
+            {
                 return match e {
-                    NotifyError::RateLimited { retry_after } => JobResult::Retry { error: "rate limited".to_owned(), after: retry_after },
+                    NotifyError::RateLimited { retry_after } => JobResult::Retry {
+                        error: "rate limited".to_owned(),
+                        after: retry_after,
+                    },
                     NotifyError::Transient(error) => JobResult::Retry { error, after: None },
                     NotifyError::Permanent(error) => JobResult::Failed { error },
                 };
@@ -350,9 +514,13 @@ impl Dispatcher {
     }
 
     async fn thread_notice(&self, handoff: &Handoff, notice: &ThreadNotice) -> JobResult {
-        let Some(notifier) = self.notifiers.get(handoff.thread.platform) else { return JobResult::Done };
+        let Some(notifier) = self.notifiers.get(handoff.thread.platform) else {
+            return JobResult::Done;
+        };
         let text = match notice {
-            ThreadNotice::Claimed { by } => format!("{by} claimed this escalation and now owns the session."),
+            ThreadNotice::Claimed { by } => {
+                format!("{by} claimed this escalation and now owns the session.")
+            }
             ThreadNotice::Released { by } => format!(
                 "{by}'s claim lapsed (no action after the reminder); the escalation is back in the queue."
             ),
@@ -364,7 +532,9 @@ impl Dispatcher {
         if !self.still_idle(handoff, claim).await {
             return JobResult::Done;
         }
-        let Some(claimer) = handoff.claimed_by else { return JobResult::Done };
+        let Some(claimer) = handoff.claimed_by else {
+            return JobResult::Done;
+        };
         let settings = match self.team_settings(handoff).await {
             Ok(s) => s,
             Err(e) => return retry(e),
@@ -383,11 +553,18 @@ impl Dispatcher {
             NewJob::now(handoff.account_id, Job::Deliver { delivery: id }, now),
             NewJob::at(
                 handoff.account_id,
-                Job::IdleRelease { handoff: handoff.id, claim },
+                Job::IdleRelease {
+                    handoff: handoff.id,
+                    claim,
+                },
                 now.plus_millis(settings.idle.release_after_seconds as i64 * 1000),
             ),
         ];
-        match self.store.add_deliveries(handoff.account_id, rows, jobs, now).await {
+        match self
+            .store
+            .add_deliveries(handoff.account_id, rows, jobs, now)
+            .await
+        {
             Ok(()) => JobResult::Done,
             Err(e) => retry(e),
         }
@@ -399,7 +576,11 @@ impl Dispatcher {
             && handoff.claim_count == claim
             && handoff.claimed_by.is_some()
             && handoff.acknowledged_at.is_none()
-            && !self.store.claimer_has_acted(handoff.account_id, handoff).await.unwrap_or(true)
+            && !self
+                .store
+                .claimer_has_acted(handoff.account_id, handoff)
+                .await
+                .unwrap_or(true)
     }
 
     async fn idle_release(&self, handoff: &Handoff, claim: i32) -> JobResult {
@@ -412,27 +593,59 @@ impl Dispatcher {
         };
         let now = self.clock.now();
         let account = handoff.account_id;
-        let by = handoff.claimed_by_name.clone().unwrap_or_else(|| "The claimer".to_owned());
+        let by = handoff
+            .claimed_by_name
+            .clone()
+            .unwrap_or_else(|| "The claimer".to_owned());
         let idle_for = human_duration(now.millis_since(handoff.claimed_at.unwrap_or(now)));
         let mut summary = summary_of(handoff);
         summary.claimed_by = None;
         summary.claimed_at = None;
         let mut jobs = vec![
             update_cards(account, handoff.id, now),
-            NewJob::now(account, Job::ThreadNotice { handoff: handoff.id, notice: ThreadNotice::Released { by: by.clone() } }, now),
+            NewJob::now(
+                account,
+                Job::ThreadNotice {
+                    handoff: handoff.id,
+                    notice: ThreadNotice::Released { by: by.clone() },
+                },
+                now,
+            ),
         ];
         // Back in the queue: the ladder starts over from now.
-        for (index, step) in settings.ladder.steps.iter().enumerate().take(settings.ladder.cap as usize) {
+        for (index, step) in settings
+            .ladder
+            .steps
+            .iter()
+            .enumerate()
+            .take(settings.ladder.cap as usize)
+        {
             if step.applies_to(handoff.priority) {
-                jobs.push(NewJob::at(account, Job::Ladder { handoff: handoff.id, step: index }, step.due_at(now, handoff.priority)));
+                jobs.push(NewJob::at(
+                    account,
+                    Job::Ladder {
+                        handoff: handoff.id,
+                        step: index,
+                    },
+                    step.due_at(now, handoff.priority),
+                ));
             }
         }
         let plan = ClaimPlan {
-            step: Some(StepKind::Released { reason: format!("{by} did not start within {idle_for} of claiming") }),
+            step: Some(StepKind::Released {
+                reason: format!("{by} did not start within {idle_for} of claiming"),
+            }),
             jobs,
-            events: vec![NewEvent { kind: EventKind::HandoffReleased, summary }],
+            events: vec![NewEvent {
+                kind: EventKind::HandoffReleased,
+                summary,
+            }],
         };
-        match self.store.release_handoff(account, handoff.id, claim, now, plan).await {
+        match self
+            .store
+            .release_handoff(account, handoff.id, claim, now, plan)
+            .await
+        {
             Ok(_) => JobResult::Done,
             Err(e) => retry(e),
         }
@@ -441,7 +654,11 @@ impl Dispatcher {
 
 /// Who a ladder step reaches: seniors (anyone who may claim) other than the requester, or the owners
 /// (admins when there is no owner).
-fn ladder_recipients<'a>(users: &'a [User], handoff: &Handoff, action: LadderAction) -> Vec<&'a User> {
+fn ladder_recipients<'a>(
+    users: &'a [User],
+    handoff: &Handoff,
+    action: LadderAction,
+) -> Vec<&'a User> {
     match action {
         LadderAction::EmailOwners => {
             let owners: Vec<&User> = users.iter().filter(|u| u.role == Role::Owner).collect();
@@ -453,7 +670,9 @@ fn ladder_recipients<'a>(users: &'a [User], handoff: &Handoff, action: LadderAct
         }
         _ => users
             .iter()
-            .filter(|u| u.team_id == handoff.team_id && u.role.can_claim() && u.id != handoff.requested_by)
+            .filter(|u| {
+                u.team_id == handoff.team_id && u.role.can_claim() && u.id != handoff.requested_by
+            })
             .collect(),
     }
 }
@@ -474,7 +693,10 @@ fn idle_reminder_message(handoff: &Handoff, now: crate::time::Timestamp) -> Mess
 fn outcome(result: Result<(), NotifyError>) -> JobResult {
     match result {
         Ok(()) => JobResult::Done,
-        Err(NotifyError::RateLimited { retry_after }) => JobResult::Retry { error: "rate limited".to_owned(), after: retry_after },
+        Err(NotifyError::RateLimited { retry_after }) => JobResult::Retry {
+            error: "rate limited".to_owned(),
+            after: retry_after,
+        },
         Err(NotifyError::Transient(error)) => JobResult::Retry { error, after: None },
         Err(NotifyError::Permanent(error)) => JobResult::Failed { error },
     }

@@ -196,26 +196,63 @@ impl ExportFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "a", rename_all = "snake_case")]
 pub enum Action {
-    PickFlow { session: SessionId, flow: FlowId },
-    FreeForm { session: SessionId },
-    Answer { session: SessionId, node: String, branch: usize },
-    Checklist { session: SessionId, cursor: usize, outcome: StepOutcome },
+    PickFlow {
+        session: SessionId,
+        flow: FlowId,
+    },
+    FreeForm {
+        session: SessionId,
+    },
+    Answer {
+        session: SessionId,
+        node: String,
+        branch: usize,
+    },
+    Checklist {
+        session: SessionId,
+        cursor: usize,
+        outcome: StepOutcome,
+    },
     /// The solution fixed it (`fixed`) or not.
-    Solution { session: SessionId, node: String, fixed: bool },
-    Park { session: SessionId },
-    Resume { session: SessionId },
-    Resolve { session: SessionId },
-    Export { session: SessionId, format: ExportFormat },
+    Solution {
+        session: SessionId,
+        node: String,
+        fixed: bool,
+    },
+    Park {
+        session: SessionId,
+    },
+    Resume {
+        session: SessionId,
+    },
+    Resolve {
+        session: SessionId,
+    },
+    Export {
+        session: SessionId,
+        format: ExportFormat,
+    },
     /// Open the escalation form.
-    Escalate { session: SessionId },
+    Escalate {
+        session: SessionId,
+    },
     /// Claim an escalation (first click wins).
-    Claim { handoff: HandoffId },
+    Claim {
+        handoff: HandoffId,
+    },
     /// A personal link to the handoff-context page.
-    ViewHandoff { handoff: HandoffId },
+    ViewHandoff {
+        handoff: HandoffId,
+    },
     /// "I'm on it": keeps an idle claim from being released.
-    Acknowledge { handoff: HandoffId },
+    Acknowledge {
+        handoff: HandoffId,
+    },
     /// Start one of the assessment's suggested next steps (a quick reply).
-    StartStep { handoff: HandoffId, step: usize },
+    StartStep {
+        handoff: HandoffId,
+        step: usize,
+    },
 }
 
 /// What an action is about.
@@ -320,9 +357,15 @@ pub struct FormField {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FieldInput {
-    Text { multiline: bool, placeholder: String },
+    Text {
+        multiline: bool,
+        placeholder: String,
+    },
     /// (value, label) pairs; `default` is a value.
-    Select { options: Vec<(String, String)>, default: String },
+    Select {
+        options: Vec<(String, String)>,
+        default: String,
+    },
 }
 
 /// The escalation form: a reason and a priority.
@@ -338,7 +381,8 @@ pub fn escalate_form(session: SessionId) -> Form {
                 required: true,
                 input: FieldInput::Text {
                     multiline: true,
-                    placeholder: "e.g. Lockouts continue after clearing the phone's mail profile".to_owned(),
+                    placeholder: "e.g. Lockouts continue after clearing the phone's mail profile"
+                        .to_owned(),
                 },
             },
             FormField {
@@ -397,7 +441,10 @@ pub enum Effect {
     /// Post in the session's thread.
     Reply { thread: ThreadKey, message: Message },
     /// Post at the top level of a channel.
-    Post { channel: ChannelRef, message: Message },
+    Post {
+        channel: ChannelRef,
+        message: Message,
+    },
     /// Show a message only to one user, where they are.
     Private {
         place: Place,
@@ -415,7 +462,10 @@ pub enum Effect {
     /// Acknowledge a message quietly (a reaction, a tick).
     Acknowledge { thread: ThreadKey },
     /// Hand over a file.
-    Document { thread: ThreadKey, document: Document },
+    Document {
+        thread: ThreadKey,
+        document: Document,
+    },
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@
 use crate::command::{
     THREAD_HELP, ThreadCommand, TopCommand, parse_thread_command, parse_top_command, top_help,
 };
-use crate::domain::{Actor, ChannelRef, ChatIdentity, InstallationRef, Priority, Role, RoleAssignment, Team, ThreadKey};
+use crate::domain::{
+    Actor, ChannelRef, ChatIdentity, InstallationRef, Priority, Role, RoleAssignment, Team,
+    ThreadKey,
+};
 use crate::effect::{
-    Action, ActionTarget, Block, Choice, Effect, ExportFormat, FormKind, FormSubmission, Message, Place,
-    escalate_form,
+    Action, ActionTarget, Block, Choice, Effect, ExportFormat, FormKind, FormSubmission, Message,
+    Place, escalate_form,
 };
 use crate::escalation;
 use crate::export::{self, SessionRecord};
@@ -24,8 +27,8 @@ use crate::links::{LinkScope, LinkSigner, ShareLink};
 use crate::ports::{Store, StoreError};
 use crate::redact::Redactor;
 use crate::session::{
-    Conversation, Fact, FactSource, FlowCandidate, NewFact, NewSession, NewStep, Session, SessionChange,
-    SessionStatus, StepKind, StepOutcome, TimelineStep,
+    Conversation, Fact, FactSource, FlowCandidate, NewFact, NewSession, NewStep, Session,
+    SessionChange, SessionStatus, StepKind, StepOutcome, TimelineStep,
 };
 use crate::time::{Clock, Timestamp};
 use std::sync::Arc;
@@ -73,7 +76,10 @@ pub enum Input {
     /// A message typed in the thread.
     Text(String),
     /// A button press, with the optional line typed into the message's input field.
-    Action { action: Action, input: Option<String> },
+    Action {
+        action: Action,
+        input: Option<String>,
+    },
     /// A submitted form.
     Submit(FormSubmission),
 }
@@ -268,7 +274,14 @@ impl Engine {
             let flows = self.store.list_flows(actor.account_id).await?;
             let items = flows
                 .iter()
-                .map(|f| format!("{} ({}, {})", f.title, f.kind, category_or_general(&f.category)))
+                .map(|f| {
+                    format!(
+                        "{} ({}, {})",
+                        f.title,
+                        f.kind,
+                        category_or_general(&f.category)
+                    )
+                })
                 .collect::<Vec<_>>();
             return Ok(Message::new()
                 .heading(format!("Flow library: {} flows", flows.len()))
@@ -285,7 +298,13 @@ impl Engine {
         }
         let items = hits
             .iter()
-            .map(|h| format!("{} ({})", h.summary.title, category_or_general(&h.summary.category)))
+            .map(|h| {
+                format!(
+                    "{} ({})",
+                    h.summary.title,
+                    category_or_general(&h.summary.category)
+                )
+            })
             .collect();
         Ok(Message::new()
             .heading(format!("Flows matching \"{search}\""))
@@ -308,7 +327,8 @@ impl Engine {
             .store
             .find_user(actor.account_id, actor.platform, &platform_user_id)
             .await?;
-        let touches_owner = granting_owner || existing.as_ref().is_some_and(|u| u.role == Role::Owner);
+        let touches_owner =
+            granting_owner || existing.as_ref().is_some_and(|u| u.role == Role::Owner);
         if touches_owner && !matches!(actor.role, Role::Owner | Role::SuperAdmin) {
             return Ok("Only an owner can grant or remove the owner role.".to_owned());
         }
@@ -332,7 +352,12 @@ impl Engine {
                 self.now(),
             )
             .await?;
-        Ok(format!("{} is now {} {}.", user.display_name, article(role), role))
+        Ok(format!(
+            "{} is now {} {}.",
+            user.display_name,
+            article(role),
+            role
+        ))
     }
 
     /// Starts a session about `problem` in `thread` (a thread the adapter has just opened).
@@ -348,15 +373,31 @@ impl Engine {
         }
         let problem = self.redactor.redact(problem.trim()).into_owned();
         if problem.is_empty() {
-            return Ok(vec![private_to(&place, actor, "Tell me what's wrong, e.g. `/rf printer shows offline`.")]);
+            return Ok(vec![private_to(
+                &place,
+                actor,
+                "Tell me what's wrong, e.g. `/rf printer shows offline`.",
+            )]);
         }
         let _guard = self.locks.lock(&thread.lock_key()).await;
-        if let Some(existing) = self.store.session_for_thread(actor.account_id, &thread).await? {
+        if let Some(existing) = self
+            .store
+            .session_for_thread(actor.account_id, &thread)
+            .await?
+        {
             return Ok(vec![
-                private_to(&place, actor, "There is already a session in this thread; here is where it stands."),
+                private_to(
+                    &place,
+                    actor,
+                    "There is already a session in this thread; here is where it stands.",
+                ),
                 Effect::Reply {
                     thread: thread.clone(),
-                    message: prompt_message(existing.id, existing.flow.as_ref(), &existing.conversation),
+                    message: prompt_message(
+                        existing.id,
+                        existing.flow.as_ref(),
+                        &existing.conversation,
+                    ),
                 },
             ]);
         }
@@ -403,11 +444,17 @@ impl Engine {
             .await?;
         let mut message = Message::new()
             .heading(format!("Troubleshooting: {problem}"))
-            .context(format!("Session owner: {}. Everything in this thread goes into the ticket note.", actor.display_name));
+            .context(format!(
+                "Session owner: {}. Everything in this thread goes into the ticket note.",
+                actor.display_name
+            ));
         if session.conversation == Conversation::FreeForm {
-            message = message.paragraph("No flow in the library matches this yet, so let's work it free-form.");
+            message = message
+                .paragraph("No flow in the library matches this yet, so let's work it free-form.");
         }
-        message.blocks.extend(prompt_message(session.id, None, &session.conversation).blocks);
+        message
+            .blocks
+            .extend(prompt_message(session.id, None, &session.conversation).blocks);
         message = message.context("Type `help` in this thread for commands: `note`, `fact`, `ticket`, `park`, `escalate`, `resolve`, `export`.");
         Ok(vec![Effect::Reply { thread, message }])
     }
@@ -422,20 +469,41 @@ impl Engine {
     ) -> EngineResult<Vec<Effect>> {
         match action.target() {
             ActionTarget::Session(id) => match self.store.get_session(actor.account_id, id).await {
-                Ok(session) => self.handle(actor, &session.thread, Input::Action { action, input }).await,
-                Err(StoreError::NotFound { .. }) => Ok(vec![private_to(place, actor, "That session no longer exists.")]),
+                Ok(session) => {
+                    self.handle(actor, &session.thread, Input::Action { action, input })
+                        .await
+                }
+                Err(StoreError::NotFound { .. }) => Ok(vec![private_to(
+                    place,
+                    actor,
+                    "That session no longer exists.",
+                )]),
                 Err(e) => Err(e.into()),
             },
-            ActionTarget::Handoff(handoff) => escalation::press(self, actor, place, handoff, action).await,
+            ActionTarget::Handoff(handoff) => {
+                escalation::press(self, actor, place, handoff, action).await
+            }
         }
     }
 
     /// A form was submitted at `place`.
-    pub async fn submit(&self, actor: &Actor, place: &Place, submission: FormSubmission) -> EngineResult<Vec<Effect>> {
+    pub async fn submit(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        submission: FormSubmission,
+    ) -> EngineResult<Vec<Effect>> {
         let FormKind::Escalate { session } = submission.kind;
         match self.store.get_session(actor.account_id, session).await {
-            Ok(session) => self.handle(actor, &session.thread, Input::Submit(submission)).await,
-            Err(StoreError::NotFound { .. }) => Ok(vec![private_to(place, actor, "That session no longer exists.")]),
+            Ok(session) => {
+                self.handle(actor, &session.thread, Input::Submit(submission))
+                    .await
+            }
+            Err(StoreError::NotFound { .. }) => Ok(vec![private_to(
+                place,
+                actor,
+                "That session no longer exists.",
+            )]),
             Err(e) => Err(e.into()),
         }
     }
@@ -450,12 +518,20 @@ impl Engine {
     ) -> EngineResult<Vec<Effect>> {
         let _guard = self.locks.lock(&thread.lock_key()).await;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(session) = self.store.session_for_thread(actor.account_id, thread).await? else {
+            let Some(session) = self
+                .store
+                .session_for_thread(actor.account_id, thread)
+                .await?
+            else {
                 return Ok(match input {
                     // Ordinary chatter in a thread without a session is none of our business.
                     Input::Text(_) => Vec::new(),
                     Input::Action { .. } | Input::Submit(_) => {
-                        vec![private_to(&Place::from(thread), actor, "That session no longer exists.")]
+                        vec![private_to(
+                            &Place::from(thread),
+                            actor,
+                            "That session no longer exists.",
+                        )]
                     }
                 });
             };
@@ -472,7 +548,10 @@ impl Engine {
                 return Ok(effects);
             }
             let loaded = self.load(&session, &input).await?;
-            let turn = Turn { loaded: &loaded, ..turn };
+            let turn = Turn {
+                loaded: &loaded,
+                ..turn
+            };
             let decision = turn.decide(input);
             if decision.change.is_empty() {
                 return Ok(decision.effects);
@@ -508,7 +587,11 @@ impl Engine {
     async fn load(&self, session: &Session, input: &Input) -> EngineResult<Loaded> {
         let account = session.account_id;
         let mut loaded = Loaded::default();
-        if let Input::Action { action: Action::PickFlow { flow, .. }, .. } = input {
+        if let Input::Action {
+            action: Action::PickFlow { flow, .. },
+            ..
+        } = input
+        {
             loaded.flow = match self.store.get_flow(account, *flow).await {
                 Ok(record) => Some(record),
                 Err(StoreError::NotFound { .. }) => None,
@@ -519,7 +602,11 @@ impl Engine {
             Input::Submit(_) => true,
             Input::Text(text) => matches!(
                 parse_thread_command(text),
-                Some(Ok(ThreadCommand::Park(_) | ThreadCommand::Escalate { reason: Some(_), .. }))
+                Some(Ok(ThreadCommand::Park(_)
+                    | ThreadCommand::Escalate {
+                        reason: Some(_),
+                        ..
+                    }))
             ),
             Input::Action { action, .. } => matches!(action, Action::Park { .. }),
         };
@@ -559,10 +646,18 @@ impl Engine {
                 Some(Ok(ThreadCommand::Link)) => {
                     let actor = turn.actor;
                     let url = self
-                        .share_link(actor.account_id, actor.user_id, actor.role, LinkScope::Session(session.id))
+                        .share_link(
+                            actor.account_id,
+                            actor.user_id,
+                            actor.role,
+                            LinkScope::Session(session.id),
+                        )
                         .await?;
                     let text = match url {
-                        Some(url) => format!("This session's timeline (valid for {}, only for you): {url}", self.link_ttl_words()),
+                        Some(url) => format!(
+                            "This session's timeline (valid for {}, only for you): {url}",
+                            self.link_ttl_words()
+                        ),
                         None => "The web companion is not configured on this server.".to_owned(),
                     };
                     return Ok(Some(vec![turn.private(text)]));
@@ -576,9 +671,14 @@ impl Engine {
             } => *format,
             Input::Action { .. } | Input::Submit(_) => return Ok(None),
         };
-        let document =
-            export_session(self.store.as_ref(), &self.redactor, session.account_id, session.id, format)
-                .await?;
+        let document = export_session(
+            self.store.as_ref(),
+            &self.redactor,
+            session.account_id,
+            session.id,
+            format,
+        )
+        .await?;
         Ok(Some(vec![Effect::Document {
             thread: session.thread.clone(),
             document,
@@ -638,7 +738,11 @@ pub(crate) fn viewer_refusal() -> String {
 }
 
 fn category_or_general(category: &str) -> &str {
-    if category.is_empty() { "General" } else { category }
+    if category.is_empty() {
+        "General"
+    } else {
+        category
+    }
 }
 
 fn article(role: Role) -> &'static str {
@@ -690,7 +794,11 @@ impl Turn<'_> {
     }
 
     fn current_prompt(&self) -> Message {
-        prompt_message(self.session.id, self.session.flow.as_ref(), &self.session.conversation)
+        prompt_message(
+            self.session.id,
+            self.session.flow.as_ref(),
+            &self.session.conversation,
+        )
     }
 
     fn status_message(&self) -> Message {
@@ -708,11 +816,15 @@ impl Turn<'_> {
                 ("Status".to_owned(), status.to_owned()),
                 (
                     "Flow".to_owned(),
-                    s.flow.as_ref().map_or_else(|| "none".to_owned(), |f| f.meta.title.clone()),
+                    s.flow
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), |f| f.meta.title.clone()),
                 ),
                 (
                     "Ticket".to_owned(),
-                    s.psa_ticket.as_ref().map_or_else(|| "not linked".to_owned(), |t| format!("#{t}")),
+                    s.psa_ticket
+                        .as_ref()
+                        .map_or_else(|| "not linked".to_owned(), |t| format!("#{t}")),
                 ),
             ],
         });
@@ -746,11 +858,15 @@ impl Turn<'_> {
         match input {
             Input::Text(text) => match parse_thread_command(&text) {
                 Some(Err(usage)) => self.refuse(usage),
-                Some(Ok(_)) | None if !role.can_work_sessions() => match parse_thread_command(&text) {
-                    Some(_) => self.refuse(viewer_refusal()),
-                    None => Decision::default(),
-                },
-                Some(Ok(_)) | None if !same_team => self.refuse("This session belongs to another team."),
+                Some(Ok(_)) | None if !role.can_work_sessions() => {
+                    match parse_thread_command(&text) {
+                        Some(_) => self.refuse(viewer_refusal()),
+                        None => Decision::default(),
+                    }
+                }
+                Some(Ok(_)) | None if !same_team => {
+                    self.refuse("This session belongs to another team.")
+                }
                 Some(Ok(command)) => self.command(command),
                 None => self.message(&text),
             },
@@ -773,9 +889,14 @@ impl Turn<'_> {
                 if !same_team {
                     return self.refuse("Only the session's team can escalate it.");
                 }
-                let reason = submission.value("reason").map(|r| self.redact(r)).unwrap_or_default();
+                let reason = submission
+                    .value("reason")
+                    .map(|r| self.redact(r))
+                    .unwrap_or_default();
                 if reason.is_empty() {
-                    return self.refuse("An escalation needs a reason: say what you tried and why you're stuck.");
+                    return self.refuse(
+                        "An escalation needs a reason: say what you tried and why you're stuck.",
+                    );
                 }
                 let priority = submission
                     .value("priority")
@@ -801,7 +922,10 @@ impl Turn<'_> {
                         bump_state_version: true,
                         ..SessionChange::default()
                     }
-                    .step(NewStep::by(user, StepKind::FactAdded { text: text.clone() })),
+                    .step(NewStep::by(
+                        user,
+                        StepKind::FactAdded { text: text.clone() },
+                    )),
                     effects: vec![self.reply(Message::text(format!("Fact recorded: {text}")))],
                 }
             }
@@ -821,14 +945,21 @@ impl Turn<'_> {
                     psa_ticket: Some(ticket.clone()),
                     ..SessionChange::default()
                 }
-                .step(NewStep::by(user, StepKind::TicketLinked { ticket: ticket.clone() })),
+                .step(NewStep::by(
+                    user,
+                    StepKind::TicketLinked {
+                        ticket: ticket.clone(),
+                    },
+                )),
                 effects: vec![self.reply(Message::text(format!(
                     "Linked to ticket #{ticket}. The ticket note will reference it."
                 )))],
             },
             ThreadCommand::Park(reason) => self.park(reason.map(|r| self.redact(&r))),
             ThreadCommand::Escalate { priority, reason } => match reason {
-                Some(reason) => self.escalate(priority.unwrap_or(Priority::Normal), self.redact(&reason)),
+                Some(reason) => {
+                    self.escalate(priority.unwrap_or(Priority::Normal), self.redact(&reason))
+                }
                 None => self.open_escalate_form(),
             },
             ThreadCommand::Resume => self.resume(),
@@ -864,7 +995,8 @@ impl Turn<'_> {
             SessionStatus::Active => {}
             SessionStatus::Parked => return self.refuse("This session is already parked."),
             SessionStatus::Escalated => {
-                return self.refuse("This session is escalated; a senior will pick it up from the queue.");
+                return self
+                    .refuse("This session is escalated; a senior will pick it up from the queue.");
             }
             SessionStatus::Resolved | SessionStatus::Abandoned => {
                 return self.refuse("This session is closed; there is nothing to park.");
@@ -874,12 +1006,26 @@ impl Turn<'_> {
             .paragraph(format!(
                 "Parked by {}{}. Anyone on the team can pick it up where it stands.",
                 self.actor.display_name,
-                reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             ))
             .choices(vec![
-                Choice::new("Resume", Action::Resume { session: self.session.id }).primary(),
+                Choice::new(
+                    "Resume",
+                    Action::Resume {
+                        session: self.session.id,
+                    },
+                )
+                .primary(),
             ]);
-        let handoff = escalation::new_handoff(self, HandoffIntent::Park, Priority::Normal, reason.clone().unwrap_or_default());
+        let handoff = escalation::new_handoff(
+            self,
+            HandoffIntent::Park,
+            Priority::Normal,
+            reason.clone().unwrap_or_default(),
+        );
         Decision {
             change: SessionChange {
                 status: Some(SessionStatus::Parked),
@@ -910,11 +1056,23 @@ impl Turn<'_> {
     pub(crate) fn cannot_escalate(&self) -> Option<String> {
         match self.session.status {
             SessionStatus::Active | SessionStatus::Parked => None,
-            SessionStatus::Escalated => Some(match self.loaded.handoff.as_ref().and_then(|h| h.claimed_by_name.clone()) {
-                Some(name) => format!("{name} has already claimed this escalation."),
-                None => "This session is already escalated and waiting for a senior to claim it.".to_owned(),
-            }),
-            SessionStatus::Resolved | SessionStatus::Abandoned => Some("This session is closed.".to_owned()),
+            SessionStatus::Escalated => Some(
+                match self
+                    .loaded
+                    .handoff
+                    .as_ref()
+                    .and_then(|h| h.claimed_by_name.clone())
+                {
+                    Some(name) => format!("{name} has already claimed this escalation."),
+                    None => {
+                        "This session is already escalated and waiting for a senior to claim it."
+                            .to_owned()
+                    }
+                },
+            ),
+            SessionStatus::Resolved | SessionStatus::Abandoned => {
+                Some("This session is closed.".to_owned())
+            }
         }
     }
 
@@ -929,7 +1087,9 @@ impl Turn<'_> {
         if self.session.status != SessionStatus::Parked {
             return self.refuse(match self.session.status {
                 SessionStatus::Active => "This session is already in progress.",
-                SessionStatus::Escalated => "This session is escalated: claim it from the escalation card to take it over.",
+                SessionStatus::Escalated => {
+                    "This session is escalated: claim it from the escalation card to take it over."
+                }
                 _ => "Only a parked session can be resumed.",
             });
         }
@@ -954,19 +1114,44 @@ impl Turn<'_> {
         if self.session.status.is_closed() {
             return self.refuse("This session is already closed.");
         }
-        let summary = summary.unwrap_or_else(|| match (&self.session.conversation, &self.session.flow) {
-            (Conversation::Solution { node }, Some(flow)) => solution_summary(flow, node),
-            (Conversation::ChecklistComplete, Some(flow)) => format!("Completed \"{}\".", flow.meta.title),
-            _ => "Resolved.".to_owned(),
-        });
+        let summary =
+            summary.unwrap_or_else(|| match (&self.session.conversation, &self.session.flow) {
+                (Conversation::Solution { node }, Some(flow)) => solution_summary(flow, node),
+                (Conversation::ChecklistComplete, Some(flow)) => {
+                    format!("Completed \"{}\".", flow.meta.title)
+                }
+                _ => "Resolved.".to_owned(),
+            });
         let id = self.session.id;
         let message = Message::new()
-            .paragraph(format!("Resolved by {}: {summary}", self.actor.display_name))
+            .paragraph(format!(
+                "Resolved by {}: {summary}",
+                self.actor.display_name
+            ))
             .paragraph("Get the ticket note:")
             .choices(vec![
-                Choice::new("Markdown", Action::Export { session: id, format: ExportFormat::Markdown }).primary(),
-                Choice::new("Plain text", Action::Export { session: id, format: ExportFormat::Text }),
-                Choice::new("HTML", Action::Export { session: id, format: ExportFormat::Html }),
+                Choice::new(
+                    "Markdown",
+                    Action::Export {
+                        session: id,
+                        format: ExportFormat::Markdown,
+                    },
+                )
+                .primary(),
+                Choice::new(
+                    "Plain text",
+                    Action::Export {
+                        session: id,
+                        format: ExportFormat::Text,
+                    },
+                ),
+                Choice::new(
+                    "HTML",
+                    Action::Export {
+                        session: id,
+                        format: ExportFormat::Html,
+                    },
+                ),
             ]);
         let mut change = SessionChange {
             status: Some(SessionStatus::Resolved),
@@ -974,8 +1159,16 @@ impl Turn<'_> {
             close_handoff: self.session.handoff_id.is_some(),
             ..SessionChange::default()
         }
-        .step(NewStep::by(self.actor.user_id, StepKind::Resolved { summary }));
-        if let Some(handoff) = self.loaded.handoff.as_ref().filter(|h| h.intent == HandoffIntent::Escalate && h.is_open()) {
+        .step(NewStep::by(
+            self.actor.user_id,
+            StepKind::Resolved { summary },
+        ));
+        if let Some(handoff) = self
+            .loaded
+            .handoff
+            .as_ref()
+            .filter(|h| h.intent == HandoffIntent::Escalate && h.is_open())
+        {
             escalation::close_escalation(self, handoff, &mut change);
         }
         Decision {
@@ -1000,7 +1193,9 @@ impl Turn<'_> {
                 return self.refuse("This session is parked. Type `resume` to pick it up first.");
             }
             SessionStatus::Escalated => {
-                return self.refuse("This session is escalated; the flow continues once someone claims it.");
+                return self.refuse(
+                    "This session is escalated; the flow continues once someone claims it.",
+                );
             }
             SessionStatus::Resolved | SessionStatus::Abandoned => {
                 return self.refuse("This session is closed.");
@@ -1010,12 +1205,9 @@ impl Turn<'_> {
         let stale = || self.refuse("That step has already been answered; here is the current one.");
         match (action, &self.session.conversation) {
             (Action::PickFlow { flow: wanted, .. }, Conversation::ChoosingFlow { candidates }) => {
-                let Some(record) = self
-                    .loaded
-                    .flow
-                    .as_ref()
-                    .filter(|r| candidates.iter().any(|c| c.flow_id == wanted) && r.summary.id == wanted)
-                else {
+                let Some(record) = self.loaded.flow.as_ref().filter(|r| {
+                    candidates.iter().any(|c| c.flow_id == wanted) && r.summary.id == wanted
+                }) else {
                     return self.refuse("That flow is no longer in the library. Pick another, or troubleshoot without one.");
                 };
                 let (conversation, mut steps, message) = enter_flow(self.session, &record.flow);
@@ -1045,14 +1237,24 @@ impl Turn<'_> {
                     ..SessionChange::default()
                 }
                 .step(NewStep::by(user, StepKind::FreeFormChosen)),
-                effects: vec![self.reply(prompt_message(self.session.id, None, &Conversation::FreeForm))],
+                effects: vec![self.reply(prompt_message(
+                    self.session.id,
+                    None,
+                    &Conversation::FreeForm,
+                ))],
             },
-            (Action::Answer { node, branch, .. }, Conversation::Tree { node: current }) if node == *current => {
+            (Action::Answer { node, branch, .. }, Conversation::Tree { node: current })
+                if node == *current =>
+            {
                 let Some((tree, flow)) = self.tree() else {
                     return self.refuse("This session's flow could not be read.");
                 };
-                let Some(asked) = tree.node(&node) else { return stale() };
-                let Some(chosen) = asked.branches.get(branch) else { return stale() };
+                let Some(asked) = tree.node(&node) else {
+                    return stale();
+                };
+                let Some(chosen) = asked.branches.get(branch) else {
+                    return stale();
+                };
                 let answered = NewStep::by(
                     user,
                     StepKind::Answered {
@@ -1061,7 +1263,8 @@ impl Turn<'_> {
                         answer: chosen.label.clone(),
                     },
                 );
-                let (conversation, mut steps, message) = enter_node(self.session.id, flow, tree, &chosen.next);
+                let (conversation, mut steps, message) =
+                    enter_node(self.session.id, flow, tree, &chosen.next);
                 steps.insert(0, answered);
                 Decision {
                     change: SessionChange {
@@ -1072,11 +1275,18 @@ impl Turn<'_> {
                     effects: vec![self.reply(message)],
                 }
             }
-            (Action::Checklist { cursor, outcome, .. }, Conversation::Checklist { cursor: current }) if cursor == *current => {
+            (
+                Action::Checklist {
+                    cursor, outcome, ..
+                },
+                Conversation::Checklist { cursor: current },
+            ) if cursor == *current => {
                 let Some(flow) = &self.session.flow else {
                     return self.refuse("This session's flow could not be read.");
                 };
-                let Some(item) = checklist_item(flow, cursor) else { return stale() };
+                let Some(item) = checklist_item(flow, cursor) else {
+                    return stale();
+                };
                 let output = input.map(|o| self.redact(&o)).filter(|o| !o.is_empty());
                 let result = NewStep::by(
                     user,
@@ -1104,7 +1314,9 @@ impl Turn<'_> {
                     effects: vec![self.reply(message)],
                 }
             }
-            (Action::Solution { node, fixed, .. }, Conversation::Solution { node: current }) if node == *current => {
+            (Action::Solution { node, fixed, .. }, Conversation::Solution { node: current })
+                if node == *current =>
+            {
                 if fixed {
                     return self.resolve(None);
                 }
@@ -1187,11 +1399,17 @@ fn enter_node(
     node_id: &str,
 ) -> (Conversation, Vec<NewStep>, Message) {
     let Some(node) = tree.node(node_id) else {
-        return (Conversation::FreeForm, Vec::new(), Message::text("The flow ends here."));
+        return (
+            Conversation::FreeForm,
+            Vec::new(),
+            Message::text("The flow ends here."),
+        );
     };
     let (conversation, step) = if node.kind == NodeKind::Solution {
         (
-            Conversation::Solution { node: node.id.clone() },
+            Conversation::Solution {
+                node: node.id.clone(),
+            },
             StepKind::SolutionReached {
                 node: node.id.clone(),
                 title: node.title.clone().unwrap_or_else(|| "Solution".to_owned()),
@@ -1200,7 +1418,9 @@ fn enter_node(
         )
     } else {
         (
-            Conversation::Tree { node: node.id.clone() },
+            Conversation::Tree {
+                node: node.id.clone(),
+            },
             StepKind::NodeShown {
                 node: node.id.clone(),
                 text: node.text.clone(),
@@ -1235,7 +1455,10 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
     let (target, index) = if targets.is_empty() {
         (None, cursor)
     } else {
-        (Some(targets.get(cursor / per_target)?.clone()), cursor % per_target)
+        (
+            Some(targets.get(cursor / per_target)?.clone()),
+            cursor % per_target,
+        )
     };
     let item = checklist.items().nth(index)?;
     // Maintenance steps may name the target they run against as `{target}`.
@@ -1258,7 +1481,11 @@ fn checklist_item(flow: &Flow, cursor: usize) -> Option<ItemView> {
 }
 
 /// What to show for the session's current state.
-pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Conversation) -> Message {
+pub fn prompt_message(
+    session: SessionId,
+    flow: Option<&Flow>,
+    conversation: &Conversation,
+) -> Message {
     let escalate = || Choice::new("Escalate", Action::Escalate { session });
     match conversation {
         Conversation::ChoosingFlow { candidates } => {
@@ -1266,11 +1493,20 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let choice = Choice::new(c.title.clone(), Action::PickFlow { session, flow: c.flow_id });
+                    let choice = Choice::new(
+                        c.title.clone(),
+                        Action::PickFlow {
+                            session,
+                            flow: c.flow_id,
+                        },
+                    );
                     if i == 0 { choice.primary() } else { choice }
                 })
                 .collect();
-            choices.push(Choice::new("Troubleshoot without a flow", Action::FreeForm { session }));
+            choices.push(Choice::new(
+                "Troubleshoot without a flow",
+                Action::FreeForm { session },
+            ));
             Message::new()
                 .paragraph("These flows look like a match. Pick one to walk through it:")
                 .choices(choices)
@@ -1310,15 +1546,39 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
             }
             let choices = if tree_node.kind == NodeKind::Solution {
                 vec![
-                    Choice::new("That fixed it", Action::Solution { session, node: node.clone(), fixed: true }).primary(),
-                    Choice::new("Still broken", Action::Solution { session, node: node.clone(), fixed: false }),
+                    Choice::new(
+                        "That fixed it",
+                        Action::Solution {
+                            session,
+                            node: node.clone(),
+                            fixed: true,
+                        },
+                    )
+                    .primary(),
+                    Choice::new(
+                        "Still broken",
+                        Action::Solution {
+                            session,
+                            node: node.clone(),
+                            fixed: false,
+                        },
+                    ),
                 ]
             } else {
                 tree_node
                     .branches
                     .iter()
                     .enumerate()
-                    .map(|(branch, b)| Choice::new(b.label.clone(), Action::Answer { session, node: node.clone(), branch }))
+                    .map(|(branch, b)| {
+                        Choice::new(
+                            b.label.clone(),
+                            Action::Answer {
+                                session,
+                                node: node.clone(),
+                                branch,
+                            },
+                        )
+                    })
                     .chain(std::iter::once(escalate()))
                     .collect()
             };
@@ -1326,11 +1586,19 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
         }
         Conversation::Checklist { cursor } => {
             let Some(item) = flow.and_then(|f| checklist_item(f, *cursor)) else {
-                return Message::text("This session's checklist could not be read; carry on free-form.");
+                return Message::text(
+                    "This session's checklist could not be read; carry on free-form.",
+                );
             };
             let where_ = match &item.target {
-                Some(target) => format!("{target} · {} · step {} of {}", item.section, item.position, item.per_target),
-                None => format!("{} · step {} of {}", item.section, item.position, item.per_target),
+                Some(target) => format!(
+                    "{target} · {} · step {} of {}",
+                    item.section, item.position, item.per_target
+                ),
+                None => format!(
+                    "{} · step {} of {}",
+                    item.section, item.position, item.per_target
+                ),
             };
             let mut message = Message::new().context(where_).heading(item.text.clone());
             if let Some(help) = item.help {
@@ -1342,7 +1610,16 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
             if let Some(expect) = item.expect {
                 message = message.context(format!("Expected: {expect}"));
             }
-            let choice = |label: &str, outcome| Choice::new(label, Action::Checklist { session, cursor: *cursor, outcome });
+            let choice = |label: &str, outcome| {
+                Choice::new(
+                    label,
+                    Action::Checklist {
+                        session,
+                        cursor: *cursor,
+                        outcome,
+                    },
+                )
+            };
             message.with(Block::Choices {
                 choices: vec![
                     choice("Done", StepOutcome::Done).primary(),
@@ -1354,6 +1631,8 @@ pub fn prompt_message(session: SessionId, flow: Option<&Flow>, conversation: &Co
         }
         Conversation::ChecklistComplete => Message::new()
             .paragraph("Every step of the checklist has an outcome.")
-            .choices(vec![Choice::new("Resolve", Action::Resolve { session }).primary()]),
+            .choices(vec![
+                Choice::new("Resolve", Action::Resolve { session }).primary(),
+            ]),
     }
 }

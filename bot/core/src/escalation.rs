@@ -5,20 +5,30 @@
 
 use crate::domain::{Actor, ChannelRef, Priority, Role};
 use crate::effect::{Action, Block, Effect, Message, Place};
-use crate::engine::{Decision, Engine, EngineResult, Turn, private_message, private_to, viewer_refusal};
-use crate::handoff::{ClaimOutcome, Handoff, HandoffIntent, NewHandoff, Snapshot, offline_assessment, read_in};
+use crate::engine::{
+    Decision, Engine, EngineResult, Turn, private_message, private_to, viewer_refusal,
+};
+use crate::handoff::{
+    ClaimOutcome, Handoff, HandoffIntent, NewHandoff, Snapshot, offline_assessment, read_in,
+};
 use crate::ids::HandoffId;
 use crate::jobs::{Job, NewJob, ThreadNotice};
 use crate::links::LinkScope;
 use crate::metrics::{self, EscalationMetrics, Period};
-use crate::outbox::{DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, EventSummary, NewDelivery, NewEvent};
+use crate::outbox::{
+    DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, EventSummary, NewDelivery,
+    NewEvent,
+};
 use crate::ports::{ClaimPlan, HandoffFilter, StoreError};
 use crate::session::{NewStep, SessionChange, SessionStatus, StepKind};
 use crate::time::{Timestamp, human_duration};
 
 /// How a card channel is named in a delivery's recipient.
 pub fn channel_key(channel: &ChannelRef) -> String {
-    format!("{}:{}:{}", channel.platform, channel.workspace, channel.channel)
+    format!(
+        "{}:{}:{}",
+        channel.platform, channel.workspace, channel.channel
+    )
 }
 
 /// Reads a card recipient back. A ladder repost's recipient carries an `@ladder-N` suffix, so it is a
@@ -52,7 +62,12 @@ pub fn summary_of(handoff: &Handoff) -> EventSummary {
 }
 
 /// A handoff of the session as it stands, with the offline assessment.
-pub(crate) fn new_handoff(turn: &Turn<'_>, intent: HandoffIntent, priority: Priority, reason: String) -> NewHandoff {
+pub(crate) fn new_handoff(
+    turn: &Turn<'_>,
+    intent: HandoffIntent,
+    priority: Priority,
+    reason: String,
+) -> NewHandoff {
     let snapshot = Snapshot::of(turn.session, &turn.loaded.timeline, &turn.loaded.facts);
     let assessment = offline_assessment(turn.session, &snapshot);
     NewHandoff {
@@ -69,7 +84,12 @@ pub(crate) fn new_handoff(turn: &Turn<'_>, intent: HandoffIntent, priority: Prio
 /// Escalates the session: the handoff, a card delivery per escalation channel, the live-queue
 /// event and the ladder, all in the session's change.
 pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> Decision {
-    let settings = turn.loaded.team.as_ref().map(|t| t.settings.clone()).unwrap_or_default();
+    let settings = turn
+        .loaded
+        .team
+        .as_ref()
+        .map(|t| t.settings.clone())
+        .unwrap_or_default();
     let handoff = new_handoff(turn, HandoffIntent::Escalate, priority, reason.clone());
     let account = turn.session.account_id;
     let now = turn.now;
@@ -95,9 +115,22 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
         purpose: DeliveryPurpose::Stream,
         status: DeliveryStatus::Sent,
     });
-    for (index, step) in settings.ladder.steps.iter().enumerate().take(settings.ladder.cap as usize) {
+    for (index, step) in settings
+        .ladder
+        .steps
+        .iter()
+        .enumerate()
+        .take(settings.ladder.cap as usize)
+    {
         if step.applies_to(priority) {
-            jobs.push(NewJob::at(account, Job::Ladder { handoff: handoff.id, step: index }, step.due_at(now, priority)));
+            jobs.push(NewJob::at(
+                account,
+                Job::Ladder {
+                    handoff: handoff.id,
+                    step: index,
+                },
+                step.due_at(now, priority),
+            ));
         }
     }
     let summary = EventSummary {
@@ -116,8 +149,15 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
     let where_ = if settings.escalation_channels.is_empty() {
         "No escalation channel is set for this team yet (an admin can run `/rf escalations here` in the channel that should get the cards); it is in the companion's live queue meanwhile.".to_owned()
     } else {
-        let names: Vec<String> = settings.escalation_channels.iter().map(|c| c.channel.clone()).collect();
-        format!("The team has been notified in {}; I'll post here when someone claims it.", names.join(", "))
+        let names: Vec<String> = settings
+            .escalation_channels
+            .iter()
+            .map(|c| c.channel.clone())
+            .collect();
+        format!(
+            "The team has been notified in {}; I'll post here when someone claims it.",
+            names.join(", ")
+        )
     };
     let message = Message::new()
         .paragraph(format!(
@@ -131,10 +171,16 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
             handoff: Some(handoff),
             deliveries,
             jobs,
-            events: vec![NewEvent { kind: EventKind::HandoffCreated, summary }],
+            events: vec![NewEvent {
+                kind: EventKind::HandoffCreated,
+                summary,
+            }],
             ..SessionChange::default()
         }
-        .step(NewStep::by(turn.actor.user_id, StepKind::Escalated { reason, priority })),
+        .step(NewStep::by(
+            turn.actor.user_id,
+            StepKind::Escalated { reason, priority },
+        )),
         effects: vec![turn.reply(message)],
     }
 }
@@ -142,14 +188,23 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
 /// The session was resolved: the escalation closes, its cards say so, the queue drops it.
 pub(crate) fn close_escalation(turn: &Turn<'_>, handoff: &Handoff, change: &mut SessionChange) {
     let account = turn.session.account_id;
-    change.jobs.push(update_cards(account, handoff.id, turn.now));
+    change
+        .jobs
+        .push(update_cards(account, handoff.id, turn.now));
     let mut summary = summary_of(handoff);
     summary.problem = handoff.snapshot.problem.clone();
-    change.events.push(NewEvent { kind: EventKind::HandoffClosed, summary });
+    change.events.push(NewEvent {
+        kind: EventKind::HandoffClosed,
+        summary,
+    });
 }
 
 /// Bringing the cards up to date; bursts of changes coalesce into one update.
-pub(crate) fn update_cards(account: crate::ids::AccountId, handoff: HandoffId, now: Timestamp) -> NewJob {
+pub(crate) fn update_cards(
+    account: crate::ids::AccountId,
+    handoff: HandoffId,
+    now: Timestamp,
+) -> NewJob {
     NewJob::now(account, Job::UpdateCards { handoff }, now).coalesced(format!("cards:{handoff}"))
 }
 
@@ -158,7 +213,11 @@ pub(crate) fn update_cards(account: crate::ids::AccountId, handoff: HandoffId, n
 pub enum ClaimView {
     Won(Box<Handoff>),
     /// Someone else (or the same person, earlier) holds it.
-    Lost { by: String, by_you: bool, ago_millis: i64 },
+    Lost {
+        by: String,
+        by_you: bool,
+        ago_millis: i64,
+    },
     /// Not allowed or not possible; the text says why.
     Refused(String),
 }
@@ -168,12 +227,18 @@ impl ClaimView {
     pub fn message(&self, now: Timestamp) -> Message {
         match self {
             ClaimView::Won(handoff) => read_in(handoff, now),
-            ClaimView::Lost { by_you: true, ago_millis, .. } => {
-                Message::text(format!("You already claimed this {} ago.", human_duration(*ago_millis)))
-            }
-            ClaimView::Lost { by, ago_millis, .. } => {
-                Message::text(format!("Already claimed by {by} {} ago.", human_duration(*ago_millis)))
-            }
+            ClaimView::Lost {
+                by_you: true,
+                ago_millis,
+                ..
+            } => Message::text(format!(
+                "You already claimed this {} ago.",
+                human_duration(*ago_millis)
+            )),
+            ClaimView::Lost { by, ago_millis, .. } => Message::text(format!(
+                "Already claimed by {by} {} ago.",
+                human_duration(*ago_millis)
+            )),
             ClaimView::Refused(reason) => Message::text(reason.clone()),
         }
     }
@@ -189,27 +254,58 @@ impl Engine {
         }
         let current = match self.store.get_handoff(actor.account_id, handoff).await {
             Ok(h) => h,
-            Err(StoreError::NotFound { .. }) => return Ok(ClaimView::Refused("That escalation no longer exists.".to_owned())),
+            Err(StoreError::NotFound { .. }) => {
+                return Ok(ClaimView::Refused(
+                    "That escalation no longer exists.".to_owned(),
+                ));
+            }
             Err(e) => return Err(e.into()),
         };
         if current.intent != HandoffIntent::Escalate {
-            return Ok(ClaimView::Refused("That is a parked session, not an escalation: type `resume` in its thread.".to_owned()));
+            return Ok(ClaimView::Refused(
+                "That is a parked session, not an escalation: type `resume` in its thread."
+                    .to_owned(),
+            ));
         }
         if current.team_id != actor.team_id && !actor.role.is_admin() {
-            return Ok(ClaimView::Refused("This escalation belongs to another team.".to_owned()));
+            return Ok(ClaimView::Refused(
+                "This escalation belongs to another team.".to_owned(),
+            ));
         }
-        let settings = self.store.get_team(actor.account_id, current.team_id).await?.settings;
+        let settings = self
+            .store
+            .get_team(actor.account_id, current.team_id)
+            .await?
+            .settings;
         let now = self.now();
         let account = actor.account_id;
         let mut summary = summary_of(&current);
         summary.claimed_by = Some(actor.display_name.clone());
         summary.claimed_at = Some(now);
         let plan = ClaimPlan {
-            step: Some(StepKind::Claimed { after_ms: now.millis_since(current.created_at) }),
+            step: Some(StepKind::Claimed {
+                after_ms: now.millis_since(current.created_at),
+            }),
             jobs: vec![
                 update_cards(account, handoff, now),
-                NewJob::now(account, Job::ThreadNotice { handoff, notice: ThreadNotice::Claimed { by: actor.display_name.clone() } }, now),
-                NewJob::now(account, Job::Invite { handoff, user: actor.user_id }, now),
+                NewJob::now(
+                    account,
+                    Job::ThreadNotice {
+                        handoff,
+                        notice: ThreadNotice::Claimed {
+                            by: actor.display_name.clone(),
+                        },
+                    },
+                    now,
+                ),
+                NewJob::now(
+                    account,
+                    Job::Invite {
+                        handoff,
+                        user: actor.user_id,
+                    },
+                    now,
+                ),
                 // The store fills in the claim generation it assigns.
                 NewJob::at(
                     account,
@@ -217,9 +313,15 @@ impl Engine {
                     now.plus_millis(settings.idle.remind_after_seconds as i64 * 1000),
                 ),
             ],
-            events: vec![NewEvent { kind: EventKind::HandoffClaimed, summary }],
+            events: vec![NewEvent {
+                kind: EventKind::HandoffClaimed,
+                summary,
+            }],
         };
-        let outcome = self.store.claim_handoff(account, handoff, actor.user_id, now, plan).await?;
+        let outcome = self
+            .store
+            .claim_handoff(account, handoff, actor.user_id, now, plan)
+            .await?;
         Ok(match outcome {
             ClaimOutcome::Won(handoff) => {
                 self.wake_workers();
@@ -231,41 +333,69 @@ impl Engine {
                 by_you: by == actor.user_id,
                 ago_millis: now.millis_since(at),
             },
-            ClaimOutcome::Closed => ClaimView::Refused("This escalation is closed: the session was resolved.".to_owned()),
+            ClaimOutcome::Closed => ClaimView::Refused(
+                "This escalation is closed: the session was resolved.".to_owned(),
+            ),
         })
     }
 
     async fn view_handoff(&self, actor: &Actor, handoff: HandoffId) -> EngineResult<String> {
         match self.store.get_handoff(actor.account_id, handoff).await {
             Ok(_) => {}
-            Err(StoreError::NotFound { .. }) => return Ok("That escalation no longer exists.".to_owned()),
+            Err(StoreError::NotFound { .. }) => {
+                return Ok("That escalation no longer exists.".to_owned());
+            }
             Err(e) => return Err(e.into()),
         }
         let url = self
-            .share_link(actor.account_id, actor.user_id, actor.role, LinkScope::Handoff(handoff))
+            .share_link(
+                actor.account_id,
+                actor.user_id,
+                actor.role,
+                LinkScope::Handoff(handoff),
+            )
             .await?;
         Ok(match url {
-            Some(url) => format!("Handoff context (only for you, valid for {}): {url}", self.link_ttl_words()),
+            Some(url) => format!(
+                "Handoff context (only for you, valid for {}): {url}",
+                self.link_ttl_words()
+            ),
             None => "The web companion is not configured on this server.".to_owned(),
         })
     }
 
     /// Makes `channel` the team's escalation channel.
-    pub(crate) async fn escalations_here(&self, actor: &Actor, channel: &ChannelRef) -> EngineResult<String> {
+    pub(crate) async fn escalations_here(
+        &self,
+        actor: &Actor,
+        channel: &ChannelRef,
+    ) -> EngineResult<String> {
         if !actor.role.is_admin() {
             return Ok("Only admins and owners can choose the escalation channel.".to_owned());
         }
         let mut team = self.store.get_team(actor.account_id, actor.team_id).await?;
         team.settings.set_escalation_channel(channel.clone());
-        self.store.save_team_settings(actor.account_id, team.id, &team.settings).await?;
-        Ok(format!("Escalation cards for {} will be posted in {}.", team.name, channel.channel))
+        self.store
+            .save_team_settings(actor.account_id, team.id, &team.settings)
+            .await?;
+        Ok(format!(
+            "Escalation cards for {} will be posted in {}.",
+            team.name, channel.channel
+        ))
     }
 
     /// The open escalations, oldest first.
     pub(crate) async fn queue_message(&self, actor: &Actor) -> EngineResult<Message> {
         let open = self
             .store
-            .list_handoffs(actor.account_id, &HandoffFilter { open_only: true, since: None, limit: 50 })
+            .list_handoffs(
+                actor.account_id,
+                &HandoffFilter {
+                    open_only: true,
+                    since: None,
+                    limit: 50,
+                },
+            )
             .await?;
         let now = self.now();
         let waiting: Vec<String> = open
@@ -273,7 +403,10 @@ impl Engine {
             .rev()
             .filter(|h| h.intent == HandoffIntent::Escalate)
             .map(|h| match &h.claimed_by_name {
-                Some(name) => format!("{} · {} · claimed by {name}", h.snapshot.problem, h.priority),
+                Some(name) => format!(
+                    "{} · {} · claimed by {name}",
+                    h.snapshot.problem, h.priority
+                ),
                 None => format!(
                     "{} · {} · waiting {} · from {}",
                     h.snapshot.problem,
@@ -296,37 +429,77 @@ impl Engine {
         if !actor.role.is_admin() {
             return Ok("The metrics page is for owners and admins.".to_owned());
         }
-        Ok(match self.share_link(actor.account_id, actor.user_id, actor.role, LinkScope::Account).await? {
-            Some(url) => format!("Escalation metrics (only for you, valid for {}): {url}", self.link_ttl_words()),
-            None => "The web companion is not configured on this server.".to_owned(),
-        })
+        Ok(
+            match self
+                .share_link(
+                    actor.account_id,
+                    actor.user_id,
+                    actor.role,
+                    LinkScope::Account,
+                )
+                .await?
+            {
+                Some(url) => format!(
+                    "Escalation metrics (only for you, valid for {}): {url}",
+                    self.link_ttl_words()
+                ),
+                None => "The web companion is not configured on this server.".to_owned(),
+            },
+        )
     }
 
     /// The account's escalation metrics for a period ending now.
-    pub async fn metrics(&self, account: crate::ids::AccountId, period: Period) -> EngineResult<EscalationMetrics> {
+    pub async fn metrics(
+        &self,
+        account: crate::ids::AccountId,
+        period: Period,
+    ) -> EngineResult<EscalationMetrics> {
         let (since, until) = period.window(self.now());
         let rows = self.store.escalation_rows(account, since, until).await?;
         let teams_baseline = self.baseline(account).await?;
-        Ok(metrics::compute(&rows, period, since, until, teams_baseline))
+        Ok(metrics::compute(
+            &rows,
+            period,
+            since,
+            until,
+            teams_baseline,
+        ))
     }
 
     async fn baseline(&self, account: crate::ids::AccountId) -> EngineResult<Option<f64>> {
         let users = self.store.list_users(account).await?;
-        let Some(team) = users.first().map(|u| u.team_id) else { return Ok(None) };
-        Ok(self.store.get_team(account, team).await?.settings.baseline_minutes)
+        let Some(team) = users.first().map(|u| u.team_id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_team(account, team)
+            .await?
+            .settings
+            .baseline_minutes)
     }
 
     /// Saves the owner's manual baseline (minutes per escalation before ResolutionFlow).
-    pub async fn set_baseline(&self, actor: &Actor, minutes: Option<f64>) -> EngineResult<Result<(), String>> {
+    pub async fn set_baseline(
+        &self,
+        actor: &Actor,
+        minutes: Option<f64>,
+    ) -> EngineResult<Result<(), String>> {
         if !matches!(actor.role, Role::Owner | Role::Admin | Role::SuperAdmin) {
-            return Ok(Err("Only owners and admins can set the baseline.".to_owned()));
+            return Ok(Err(
+                "Only owners and admins can set the baseline.".to_owned()
+            ));
         }
         if minutes.is_some_and(|m| !(0.0..=24.0 * 60.0).contains(&m)) {
-            return Ok(Err("The baseline is minutes per escalation, between 0 and 1440.".to_owned()));
+            return Ok(Err(
+                "The baseline is minutes per escalation, between 0 and 1440.".to_owned(),
+            ));
         }
         let mut team = self.store.get_team(actor.account_id, actor.team_id).await?;
         team.settings.baseline_minutes = minutes;
-        self.store.save_team_settings(actor.account_id, team.id, &team.settings).await?;
+        self.store
+            .save_team_settings(actor.account_id, team.id, &team.settings)
+            .await?;
         Ok(Ok(()))
     }
 }
@@ -345,9 +518,16 @@ pub(crate) async fn press(
             let view = engine.claim(actor, handoff).await?;
             Ok(vec![private_message(place, actor, view.message(now))])
         }
-        Action::ViewHandoff { .. } => Ok(vec![private_to(place, actor, &engine.view_handoff(actor, handoff).await?)]),
+        Action::ViewHandoff { .. } => Ok(vec![private_to(
+            place,
+            actor,
+            &engine.view_handoff(actor, handoff).await?,
+        )]),
         Action::Acknowledge { .. } => {
-            let held = engine.store.acknowledge_claim(actor.account_id, handoff, actor.user_id, now).await?;
+            let held = engine
+                .store
+                .acknowledge_claim(actor.account_id, handoff, actor.user_id, now)
+                .await?;
             let text = if held {
                 "Thanks: the escalation stays yours."
             } else {
@@ -361,19 +541,41 @@ pub(crate) async fn press(
             }
             let h = match engine.store.get_handoff(actor.account_id, handoff).await {
                 Ok(h) => h,
-                Err(StoreError::NotFound { .. }) => return Ok(vec![private_to(place, actor, "That escalation no longer exists.")]),
+                Err(StoreError::NotFound { .. }) => {
+                    return Ok(vec![private_to(
+                        place,
+                        actor,
+                        "That escalation no longer exists.",
+                    )]);
+                }
                 Err(e) => return Err(e.into()),
             };
             let Some(text) = h.assessment.next_steps.get(step) else {
-                return Ok(vec![private_to(place, actor, "That suggestion is no longer available.")]);
+                return Ok(vec![private_to(
+                    place,
+                    actor,
+                    "That suggestion is no longer available.",
+                )]);
             };
             let mut effects = engine
-                .handle(actor, &h.thread, crate::engine::Input::Text(format!("Starting: {text}")))
+                .handle(
+                    actor,
+                    &h.thread,
+                    crate::engine::Input::Text(format!("Starting: {text}")),
+                )
                 .await?;
-            effects.push(private_to(place, actor, &format!("Recorded in the session thread: Starting: {text}")));
+            effects.push(private_to(
+                place,
+                actor,
+                &format!("Recorded in the session thread: Starting: {text}"),
+            ));
             Ok(effects)
         }
-        _ => Ok(vec![private_to(place, actor, "That button does not apply here.")]),
+        _ => Ok(vec![private_to(
+            place,
+            actor,
+            "That button does not apply here.",
+        )]),
     }
 }
 
@@ -384,9 +586,19 @@ mod tests {
 
     #[test]
     fn card_recipients_round_trip() {
-        let channel = ChannelRef { platform: Platform::Slack, workspace: "T1".into(), channel: "C9".into() };
-        assert_eq!(parse_channel_key(&channel_key(&channel)), Some(channel.clone()));
-        assert_eq!(parse_channel_key(&format!("{}@ladder-0", channel_key(&channel))), Some(channel));
+        let channel = ChannelRef {
+            platform: Platform::Slack,
+            workspace: "T1".into(),
+            channel: "C9".into(),
+        };
+        assert_eq!(
+            parse_channel_key(&channel_key(&channel)),
+            Some(channel.clone())
+        );
+        assert_eq!(
+            parse_channel_key(&format!("{}@ladder-0", channel_key(&channel))),
+            Some(channel)
+        );
         assert_eq!(parse_channel_key("nonsense"), None);
     }
 }

@@ -99,7 +99,11 @@ pub struct NewHandoff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
     Won(Box<Handoff>),
-    AlreadyClaimed { by: UserId, by_name: String, at: Timestamp },
+    AlreadyClaimed {
+        by: UserId,
+        by_name: String,
+        at: Timestamp,
+    },
     /// The session was resolved, or the handoff was withdrawn.
     Closed,
 }
@@ -120,18 +124,36 @@ impl Snapshot {
         for step in timeline {
             let who = step.actor_name.as_deref().unwrap_or("bot");
             match &step.kind {
-                StepKind::FlowChosen { title, .. } => steps_attempted.push(format!("Followed the flow \"{title}\"")),
-                StepKind::Answered { question, answer, .. } => steps_attempted.push(format!("{question} → {answer}")),
-                StepKind::ChecklistResult { text, target, outcome, output, .. } => {
-                    let target = target.as_ref().map(|t| format!("[{t}] ")).unwrap_or_default();
-                    let output = output.as_ref().map(|o| format!(" ({o})")).unwrap_or_default();
+                StepKind::FlowChosen { title, .. } => {
+                    steps_attempted.push(format!("Followed the flow \"{title}\""))
+                }
+                StepKind::Answered {
+                    question, answer, ..
+                } => steps_attempted.push(format!("{question} → {answer}")),
+                StepKind::ChecklistResult {
+                    text,
+                    target,
+                    outcome,
+                    output,
+                    ..
+                } => {
+                    let target = target
+                        .as_ref()
+                        .map(|t| format!("[{t}] "))
+                        .unwrap_or_default();
+                    let output = output
+                        .as_ref()
+                        .map(|o| format!(" ({o})"))
+                        .unwrap_or_default();
                     let line = format!("{target}{text}: {outcome}{output}");
                     if *outcome == StepOutcome::Failed {
                         dead_ends.push(line.clone());
                     }
                     steps_attempted.push(line);
                 }
-                StepKind::SolutionRejected { title, .. } => dead_ends.push(format!("\"{title}\" did not fix it")),
+                StepKind::SolutionRejected { title, .. } => {
+                    dead_ends.push(format!("\"{title}\" did not fix it"))
+                }
                 StepKind::Message { text } => steps_attempted.push(format!("{who}: {text}")),
                 StepKind::NoteAdded { text } => steps_attempted.push(format!("Note: {text}")),
                 _ => {}
@@ -158,19 +180,37 @@ fn describe_position(session: &Session) -> (Option<String>, String) {
     });
     match &session.conversation {
         Conversation::ChoosingFlow { .. } => (None, "No flow chosen yet.".to_owned()),
-        Conversation::FreeForm => (None, "Troubleshooting free-form (no flow, or the flow's fix did not work).".to_owned()),
+        Conversation::FreeForm => (
+            None,
+            "Troubleshooting free-form (no flow, or the flow's fix did not work).".to_owned(),
+        ),
         Conversation::Tree { node } => {
-            let text = tree.and_then(|t| t.node(node)).map_or_else(|| node.clone(), |n| n.text.clone());
+            let text = tree
+                .and_then(|t| t.node(node))
+                .map_or_else(|| node.clone(), |n| n.text.clone());
             (None, format!("Waiting on: {text}"))
         }
         Conversation::Solution { node } => {
             let fix = tree.and_then(|t| t.node(node)).map(|n| {
-                format!("{}: {}", n.title.as_deref().unwrap_or("Suggested fix"), n.text)
+                format!(
+                    "{}: {}",
+                    n.title.as_deref().unwrap_or("Suggested fix"),
+                    n.text
+                )
             });
             (fix, "A fix was suggested but not yet confirmed.".to_owned())
         }
-        Conversation::Checklist { cursor } => (None, format!("Checklist: {} of {} items done.", cursor, session.checklist_len())),
-        Conversation::ChecklistComplete => (None, "Every checklist item has an outcome.".to_owned()),
+        Conversation::Checklist { cursor } => (
+            None,
+            format!(
+                "Checklist: {} of {} items done.",
+                cursor,
+                session.checklist_len()
+            ),
+        ),
+        Conversation::ChecklistComplete => {
+            (None, "Every checklist item has an outcome.".to_owned())
+        }
     }
 }
 
@@ -211,21 +251,32 @@ pub fn offline_assessment(session: &Session, snapshot: &Snapshot) -> Assessment 
     }
     next_steps.extend(candidates.iter().take(3).map(|fix| format!("Try: {fix}")));
     let (likely_cause, confidence) = match candidates.as_slice() {
-        [only] => (format!("Probably: {only} (the flow's remaining fix from where the session stands)"), 45),
+        [only] => (
+            format!("Probably: {only} (the flow's remaining fix from where the session stands)"),
+            45,
+        ),
         [first, second, ..] => (
             format!("Probably {first}, or {second} (the flow's nearest remaining fixes)"),
-            if snapshot.dead_ends.is_empty() { 40 } else { 30 },
+            if snapshot.dead_ends.is_empty() {
+                40
+            } else {
+                30
+            },
         ),
         [] if !snapshot.dead_ends.is_empty() => (
             "Outside the standard fixes: the flow's fixes were tried and did not work.".to_owned(),
             20,
         ),
-        [] => ("Not enough evidence yet; the session has little recorded.".to_owned(), 10),
+        [] => (
+            "Not enough evidence yet; the session has little recorded.".to_owned(),
+            10,
+        ),
     };
     if next_steps.is_empty() {
         next_steps.extend([
             "Reproduce the problem with the user and capture the exact error text".to_owned(),
-            "Check the relevant event log (System / Application) around the failure time".to_owned(),
+            "Check the relevant event log (System / Application) around the failure time"
+                .to_owned(),
             "Confirm whether other users or devices are affected".to_owned(),
         ]);
     }
@@ -268,16 +319,30 @@ pub fn escalation_card(handoff: &Handoff, now: Timestamp, mood: CardMood) -> Mes
         ));
     }
     message = message
-        .heading(format!("{} escalation: {}", priority_label(handoff.priority), s.problem))
+        .heading(format!(
+            "{} escalation: {}",
+            priority_label(handoff.priority),
+            s.problem
+        ))
         .with(Block::Fields {
             fields: vec![
                 ("Requested by".to_owned(), handoff.requested_by_name.clone()),
-                ("Priority".to_owned(), priority_label(handoff.priority).to_owned()),
+                (
+                    "Priority".to_owned(),
+                    priority_label(handoff.priority).to_owned(),
+                ),
                 (
                     "Escalated".to_owned(),
-                    format!("{} ({} ago)", handoff.created_at.display_utc(), human_duration(now.millis_since(handoff.created_at))),
+                    format!(
+                        "{} ({} ago)",
+                        handoff.created_at.display_utc(),
+                        human_duration(now.millis_since(handoff.created_at))
+                    ),
                 ),
-                ("Steps tried".to_owned(), s.steps_attempted.len().to_string()),
+                (
+                    "Steps tried".to_owned(),
+                    s.steps_attempted.len().to_string(),
+                ),
             ],
         })
         .paragraph(format!("Reason: {}", handoff.reason))
@@ -285,13 +350,24 @@ pub fn escalation_card(handoff: &Handoff, now: Timestamp, mood: CardMood) -> Mes
             "Likely cause ({}% confidence, AI may be wrong): {}",
             handoff.assessment.confidence, handoff.assessment.likely_cause
         ));
-    let view = Choice::new("View handoff", Action::ViewHandoff { handoff: handoff.id });
+    let view = Choice::new(
+        "View handoff",
+        Action::ViewHandoff {
+            handoff: handoff.id,
+        },
+    );
     if let Some(closed) = handoff.closed_at {
-        return message.paragraph(format!("Closed {}: the session was resolved.", closed.display_utc()));
+        return message.paragraph(format!(
+            "Closed {}: the session was resolved.",
+            closed.display_utc()
+        ));
     }
     match (&handoff.claimed_by_name, handoff.claimed_at) {
         (Some(name), Some(at)) => message
-            .paragraph(format!("Claimed by {name} · {} after escalation", human_duration(at.millis_since(handoff.created_at))))
+            .paragraph(format!(
+                "Claimed by {name} · {} after escalation",
+                human_duration(at.millis_since(handoff.created_at))
+            ))
             .choices(vec![view]),
         _ => {
             if handoff.release_count > 0 {
@@ -301,7 +377,16 @@ pub fn escalation_card(handoff: &Handoff, now: Timestamp, mood: CardMood) -> Mes
                     if handoff.release_count == 1 { "" } else { "s" }
                 ));
             }
-            message.choices(vec![Choice::new("Claim", Action::Claim { handoff: handoff.id }).primary(), view])
+            message.choices(vec![
+                Choice::new(
+                    "Claim",
+                    Action::Claim {
+                        handoff: handoff.id,
+                    },
+                )
+                .primary(),
+                view,
+            ])
         }
     }
 }
@@ -321,7 +406,9 @@ pub fn read_in(handoff: &Handoff, now: Timestamp) -> Message {
         ))
         .paragraph("*Problem*")
         .paragraph(match (&s.flow, &s.ticket) {
-            (Some(flow), Some(ticket)) => format!("{} (flow \"{flow}\", ticket #{ticket})", s.problem),
+            (Some(flow), Some(ticket)) => {
+                format!("{} (flow \"{flow}\", ticket #{ticket})", s.problem)
+            }
             (Some(flow), None) => format!("{} (flow \"{flow}\")", s.problem),
             (None, Some(ticket)) => format!("{} (ticket #{ticket})", s.problem),
             (None, None) => s.problem.clone(),
@@ -330,17 +417,33 @@ pub fn read_in(handoff: &Handoff, now: Timestamp) -> Message {
     message = if s.steps_attempted.is_empty() {
         message.paragraph("Nothing recorded yet.")
     } else {
-        message.with(Block::List { items: s.steps_attempted.iter().rev().take(10).rev().cloned().collect() })
+        message.with(Block::List {
+            items: s
+                .steps_attempted
+                .iter()
+                .rev()
+                .take(10)
+                .rev()
+                .cloned()
+                .collect(),
+        })
     };
     if !s.dead_ends.is_empty() {
-        message = message.paragraph("Dead ends:").with(Block::List { items: s.dead_ends.clone() });
+        message = message.paragraph("Dead ends:").with(Block::List {
+            items: s.dead_ends.clone(),
+        });
     }
     if !s.facts.is_empty() {
-        message = message.paragraph("Confirmed facts:").with(Block::List { items: s.facts.clone() });
+        message = message.paragraph("Confirmed facts:").with(Block::List {
+            items: s.facts.clone(),
+        });
     }
     let a = &handoff.assessment;
     message = message
-        .paragraph(format!("*Assessment* ({}% confidence; AI may be wrong)", a.confidence))
+        .paragraph(format!(
+            "*Assessment* ({}% confidence; AI may be wrong)",
+            a.confidence
+        ))
         .paragraph(format!("Likely cause: {}", a.likely_cause))
         .paragraph("*Start here*")
         .paragraph(s.latest_state.clone());
@@ -352,14 +455,25 @@ pub fn read_in(handoff: &Handoff, now: Timestamp) -> Message {
         .iter()
         .enumerate()
         .take(4)
-        .map(|(step, text)| Choice::new(text.clone(), Action::StartStep { handoff: handoff.id, step }))
+        .map(|(step, text)| {
+            Choice::new(
+                text.clone(),
+                Action::StartStep {
+                    handoff: handoff.id,
+                    step,
+                },
+            )
+        })
         .collect();
     message.choices(quick).context("You've been added to the session's thread; everything you do there goes into the ticket note.")
 }
 
 /// "Already claimed by X N s ago", for everyone who clicked too late.
 pub fn already_claimed(by_name: &str, at: Timestamp, now: Timestamp) -> Message {
-    Message::text(format!("Already claimed by {by_name} {} ago.", human_duration(now.millis_since(at))))
+    Message::text(format!(
+        "Already claimed by {by_name} {} ago.",
+        human_duration(now.millis_since(at))
+    ))
 }
 
 /// The e-mail for seniors who are offline (and owners, at the top of the ladder).
@@ -371,7 +485,9 @@ pub fn escalation_email(handoff: &Handoff, to: &str, link: Option<&str>, now: Ti
         truncate(&s.problem, 120)
     );
     let age = human_duration(now.millis_since(handoff.created_at));
-    let link_line = link.map(|l| format!("Open the handoff: {l}\n")).unwrap_or_default();
+    let link_line = link
+        .map(|l| format!("Open the handoff: {l}\n"))
+        .unwrap_or_default();
     let text = format!(
         "{} escalated a session {age} ago and nobody has claimed it yet.\n\n\
          Problem: {}\nReason: {}\nPriority: {}\nSteps tried: {}\n\

@@ -20,7 +20,10 @@ pub enum Job {
     /// Bring every posted card of the escalation up to date (coalesced: the latest state wins).
     UpdateCards { handoff: HandoffId },
     /// Tell the session's thread what happened to its escalation.
-    ThreadNotice { handoff: HandoffId, notice: ThreadNotice },
+    ThreadNotice {
+        handoff: HandoffId,
+        notice: ThreadNotice,
+    },
     /// Add the claimer to the session's thread.
     Invite { handoff: HandoffId, user: UserId },
     /// Remind an idle claimer (generation `claim` of the handoff's claims).
@@ -103,9 +106,14 @@ pub struct JobRecord {
 pub enum JobResult {
     Done,
     /// Try again later: after `after` if the other side said when, else on the backoff schedule.
-    Retry { error: String, after: Option<Duration> },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
     /// Give up: retrying cannot help.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// The delay before retry `attempt` (1-based): exponential with jitter, 2 s doubling to 5 min.
@@ -129,7 +137,10 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let first = backoff(1);
-        assert!(first >= Duration::from_secs(2) && first < Duration::from_secs(5), "{first:?}");
+        assert!(
+            first >= Duration::from_secs(2) && first < Duration::from_secs(5),
+            "{first:?}"
+        );
         let fifth = backoff(5);
         assert!(fifth >= Duration::from_secs(32), "{fifth:?}");
         assert!(backoff(40) <= Duration::from_secs(600));
@@ -137,7 +148,10 @@ mod tests {
 
     #[test]
     fn jobs_serialise_compactly() {
-        let job = Job::Ladder { handoff: HandoffId::new(), step: 2 };
+        let job = Job::Ladder {
+            handoff: HandoffId::new(),
+            step: 2,
+        };
         let json = serde_json::to_string(&job).unwrap();
         assert!(json.starts_with("{\"job\":\"ladder\""), "{json}");
         assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job);

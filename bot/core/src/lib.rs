@@ -6,9 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod dispatch;
 pub mod domain;
 pub mod effect;
-pub mod dispatch;
 pub mod engine;
 pub mod escalation;
 pub mod export;

@@ -174,17 +174,29 @@ pub fn compute(
     manual_baseline_minutes: Option<f64>,
 ) -> EscalationMetrics {
     let claimed: Vec<&EscalationRow> = rows.iter().filter(|r| r.claimed_at.is_some()).collect();
-    let ttc: Vec<i64> = claimed.iter().filter_map(|r| delta(Some(r.created_at), r.claimed_at)).collect();
+    let ttc: Vec<i64> = claimed
+        .iter()
+        .filter_map(|r| delta(Some(r.created_at), r.claimed_at))
+        .collect();
     let ttfa_of = |rows: &[&EscalationRow]| -> Vec<i64> {
-        rows.iter().filter_map(|r| delta(r.claimed_at, r.first_action_at)).collect()
+        rows.iter()
+            .filter_map(|r| delta(r.claimed_at, r.first_action_at))
+            .collect()
     };
     let ttfa = ttfa_of(&claimed);
-    let ttr: Vec<i64> = rows.iter().filter_map(|r| delta(Some(r.created_at), r.resolved_at)).collect();
+    let ttr: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| delta(Some(r.created_at), r.resolved_at))
+        .collect();
 
     let mut techs: BTreeMap<String, Vec<&EscalationRow>> = BTreeMap::new();
     for row in &claimed {
         techs
-            .entry(row.claimed_by_name.clone().unwrap_or_else(|| "Unknown".to_owned()))
+            .entry(
+                row.claimed_by_name
+                    .clone()
+                    .unwrap_or_else(|| "Unknown".to_owned()),
+            )
             .or_default()
             .push(row);
     }
@@ -210,7 +222,11 @@ pub fn compute(
     let per_domain = domains
         .into_iter()
         .map(|(domain, rows)| {
-            let claimed: Vec<&EscalationRow> = rows.iter().copied().filter(|r| r.claimed_at.is_some()).collect();
+            let claimed: Vec<&EscalationRow> = rows
+                .iter()
+                .copied()
+                .filter(|r| r.claimed_at.is_some())
+                .collect();
             DomainRow {
                 domain,
                 escalations: rows.len(),
@@ -224,12 +240,19 @@ pub fn compute(
     for row in rows {
         let date = row.created_at.to_datetime().date_naive();
         let monday = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
-        weeks.entry(monday.format("%Y-%m-%d").to_string()).or_default().push(row);
+        weeks
+            .entry(monday.format("%Y-%m-%d").to_string())
+            .or_default()
+            .push(row);
     }
     let weekly = weeks
         .into_iter()
         .map(|(week_start, rows)| {
-            let claimed: Vec<&EscalationRow> = rows.iter().copied().filter(|r| r.claimed_at.is_some()).collect();
+            let claimed: Vec<&EscalationRow> = rows
+                .iter()
+                .copied()
+                .filter(|r| r.claimed_at.is_some())
+                .collect();
             WeekRow {
                 week_start,
                 escalations: rows.len(),
@@ -239,7 +262,10 @@ pub fn compute(
         })
         .collect();
 
-    let with_action = claimed.iter().filter(|r| r.first_action_at.is_some()).count();
+    let with_action = claimed
+        .iter()
+        .filter(|r| r.first_action_at.is_some())
+        .count();
     EscalationMetrics {
         period,
         since,
@@ -249,9 +275,13 @@ pub fn compute(
         unclaimed: rows.len() - claimed.len(),
         time_to_claim: Stats::of(&ttc),
         time_to_first_action: Stats::of(&ttfa),
-        claimed_with_action_rate: (!claimed.is_empty()).then(|| with_action as f64 / claimed.len() as f64),
+        claimed_with_action_rate: (!claimed.is_empty())
+            .then(|| with_action as f64 / claimed.len() as f64),
         releases: rows.iter().map(|r| i64::from(r.release_count)).sum(),
-        reclaims: rows.iter().map(|r| i64::from((r.claim_count - 1).max(0))).sum(),
+        reclaims: rows
+            .iter()
+            .map(|r| i64::from((r.claim_count - 1).max(0)))
+            .sum(),
         time_to_resolve: Stats::of(&ttr),
         per_tech,
         per_domain,
@@ -275,24 +305,53 @@ pub fn to_csv(m: &EscalationMetrics) -> String {
     line("time_to_claim_median_s", f(m.time_to_claim.median_seconds));
     line("time_to_claim_p95_s", f(m.time_to_claim.p95_seconds));
     line("first_action_avg_s", f(m.time_to_first_action.avg_seconds));
-    line("first_action_median_s", f(m.time_to_first_action.median_seconds));
+    line(
+        "first_action_median_s",
+        f(m.time_to_first_action.median_seconds),
+    );
     line("first_action_p95_s", f(m.time_to_first_action.p95_seconds));
-    line("claimed_with_action_rate", m.claimed_with_action_rate.map(|r| format!("{r:.3}")).unwrap_or_default());
+    line(
+        "claimed_with_action_rate",
+        m.claimed_with_action_rate
+            .map(|r| format!("{r:.3}"))
+            .unwrap_or_default(),
+    );
     line("releases", m.releases.to_string());
     line("reclaims", m.reclaims.to_string());
-    line("time_to_resolve_median_s", f(m.time_to_resolve.median_seconds));
+    line(
+        "time_to_resolve_median_s",
+        f(m.time_to_resolve.median_seconds),
+    );
     line("manual_baseline_minutes", f(m.manual_baseline_minutes));
     out.push_str("\ntech,claimed,with_action,first_action_median_s\n");
     for t in &m.per_tech {
-        out.push_str(&format!("{},{},{},{}\n", csv_field(&t.name), t.claimed, t.with_action, f(t.time_to_first_action.median_seconds)));
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            csv_field(&t.name),
+            t.claimed,
+            t.with_action,
+            f(t.time_to_first_action.median_seconds)
+        ));
     }
     out.push_str("\ndomain,escalations,claimed,first_action_median_s\n");
     for d in &m.per_domain {
-        out.push_str(&format!("{},{},{},{}\n", csv_field(&d.domain), d.escalations, d.claimed, f(d.time_to_first_action.median_seconds)));
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            csv_field(&d.domain),
+            d.escalations,
+            d.claimed,
+            f(d.time_to_first_action.median_seconds)
+        ));
     }
     out.push_str("\nweek_start,escalations,claimed,first_action_median_s\n");
     for w in &m.weekly {
-        out.push_str(&format!("{},{},{},{}\n", w.week_start, w.escalations, w.claimed, f(w.median_first_action_seconds)));
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            w.week_start,
+            w.escalations,
+            w.claimed,
+            f(w.median_first_action_seconds)
+        ));
     }
     out
 }
@@ -324,7 +383,11 @@ mod tests {
         assert_eq!(s.p95_seconds, Some(100.0));
         let odd = Stats::of(&[3_000, 1_000, 2_000]);
         assert_eq!(odd.median_seconds, Some(2.0));
-        assert_eq!(Stats::of(&[-5_000]).avg_seconds, Some(0.0), "negative deltas floor at zero");
+        assert_eq!(
+            Stats::of(&[-5_000]).avg_seconds,
+            Some(0.0),
+            "negative deltas floor at zero"
+        );
         assert_eq!(Stats::of(&[]), Stats::default());
         let twenty: Vec<i64> = (1..=20).map(|s| s * 1000).collect();
         assert_eq!(Stats::of(&twenty).p95_seconds, Some(19.0));

@@ -31,13 +31,22 @@ pub enum NotifyError {
 #[async_trait]
 pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// Posts at the top level of a channel.
-    async fn post(&self, channel: &ChannelRef, message: &Message) -> Result<MessageRef, NotifyError>;
+    async fn post(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+    ) -> Result<MessageRef, NotifyError>;
     /// Replaces a posted message, for everyone who sees it.
     async fn update(&self, posted: &MessageRef, message: &Message) -> Result<(), NotifyError>;
     /// Posts in a thread.
     async fn reply(&self, thread: &ThreadKey, message: &Message) -> Result<(), NotifyError>;
     /// Messages one person privately.
-    async fn direct(&self, workspace: &str, platform_user_id: &str, message: &Message) -> Result<(), NotifyError>;
+    async fn direct(
+        &self,
+        workspace: &str,
+        platform_user_id: &str,
+        message: &Message,
+    ) -> Result<(), NotifyError>;
     /// Adds a person to the thread's channel.
     async fn invite(&self, thread: &ThreadKey, platform_user_id: &str) -> Result<(), NotifyError>;
 }

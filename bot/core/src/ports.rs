@@ -11,7 +11,9 @@ use crate::links::ShareLink;
 use crate::metrics::EscalationRow;
 use crate::notify::MessageRef;
 use crate::outbox::{Delivery, DeliveryStatus, HandoffEvent, NewDelivery, NewEvent};
-use crate::session::{Fact, NewSession, Session, SessionChange, SessionFilter, StepKind, TimelineStep};
+use crate::session::{
+    Fact, NewSession, Session, SessionChange, SessionFilter, StepKind, TimelineStep,
+};
 use crate::team::TeamSettings;
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -187,7 +189,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn get_handoff(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Handoff>;
 
     /// The account's escalations, newest first: open ones, or everything created since `since`.
-    async fn list_handoffs(&self, account: AccountId, filter: &HandoffFilter) -> StoreResult<Vec<Handoff>>;
+    async fn list_handoffs(
+        &self,
+        account: AccountId,
+        filter: &HandoffFilter,
+    ) -> StoreResult<Vec<Handoff>>;
 
     /// First claim wins: the handoff is claimed only if nobody holds it (a single conditional
     /// update, on every backend and across processes). When won, `plan` is applied in the same
@@ -224,7 +230,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Whether the claimer has done anything in the session since claiming.
     async fn claimer_has_acted(&self, account: AccountId, handoff: &Handoff) -> StoreResult<bool>;
 
-    async fn claim_history(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<ClaimRecord>>;
+    async fn claim_history(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+    ) -> StoreResult<Vec<ClaimRecord>>;
 
     // --- outbox ------------------------------------------------------------------------------
 
@@ -238,9 +248,14 @@ pub trait Store: Send + Sync + Debug + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
 
-    async fn get_delivery(&self, account: AccountId, delivery: DeliveryId) -> StoreResult<Delivery>;
+    async fn get_delivery(&self, account: AccountId, delivery: DeliveryId)
+    -> StoreResult<Delivery>;
 
-    async fn deliveries(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<Delivery>>;
+    async fn deliveries(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+    ) -> StoreResult<Vec<Delivery>>;
 
     async fn mark_delivery(
         &self,
@@ -267,7 +282,13 @@ pub trait Store: Send + Sync + Debug + 'static {
     ) -> StoreResult<Vec<JobRecord>>;
 
     /// Records how a claimed job ended (retry later, done, or failed for good).
-    async fn finish_job(&self, job: uuid::Uuid, worker: &str, result: &JobResult, now: Timestamp) -> StoreResult<()>;
+    async fn finish_job(
+        &self,
+        job: uuid::Uuid,
+        worker: &str,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Jobs not yet done, by kind (for tests, metrics and operators).
     async fn pending_jobs(&self) -> StoreResult<Vec<(String, Timestamp)>>;
@@ -278,7 +299,12 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>>;
 
     /// One account's events after `seq` (backfill for a reconnecting subscriber).
-    async fn account_events_after(&self, account: AccountId, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>>;
+    async fn account_events_after(
+        &self,
+        account: AccountId,
+        seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<HandoffEvent>>;
 
     /// The newest event's `seq` (0 when there are none).
     async fn latest_event_seq(&self) -> StoreResult<i64>;

@@ -1,8 +1,8 @@
 //! Sessions: a troubleshooting conversation bound to a chat thread, and everything that happened in it.
 
+use crate::domain::Priority;
 use crate::domain::{ThreadKey, word_enum};
 use crate::flow::Flow;
-use crate::domain::Priority;
 use crate::handoff::NewHandoff;
 use crate::ids::{AccountId, FactId, FlowId, HandoffId, SessionId, StepId, TeamId, UserId};
 use crate::jobs::NewJob;

@@ -22,12 +22,15 @@ pub struct TeamSettings {
 impl TeamSettings {
     /// The team's escalation channel on a platform.
     pub fn escalation_channel(&self, platform: crate::domain::Platform) -> Option<&ChannelRef> {
-        self.escalation_channels.iter().find(|c| c.platform == platform)
+        self.escalation_channels
+            .iter()
+            .find(|c| c.platform == platform)
     }
 
     /// Makes `channel` the escalation channel for its platform.
     pub fn set_escalation_channel(&mut self, channel: ChannelRef) {
-        self.escalation_channels.retain(|c| c.platform != channel.platform);
+        self.escalation_channels
+            .retain(|c| c.platform != channel.platform);
         self.escalation_channels.push(channel);
     }
 }
@@ -46,7 +49,11 @@ impl Default for Ladder {
         Self {
             steps: vec![
                 LadderStep::new(5 * 60, LadderAction::Repost, When::Always),
-                LadderStep::new(15 * 60, LadderAction::DirectMessageSeniors, When::WorkingHours),
+                LadderStep::new(
+                    15 * 60,
+                    LadderAction::DirectMessageSeniors,
+                    When::WorkingHours,
+                ),
                 LadderStep::new(15 * 60, LadderAction::EmailSeniors, When::OffHours),
                 LadderStep::new(30 * 60, LadderAction::EmailOwners, When::Always),
             ],
@@ -202,8 +209,14 @@ mod tests {
     fn urgent_escalations_climb_the_ladder_twice_as_fast() {
         let step = LadderStep::new(600, LadderAction::Repost, When::Always);
         let t0 = Timestamp::from_millis(0);
-        assert_eq!(step.due_at(t0, Priority::Normal), Timestamp::from_millis(600_000));
-        assert_eq!(step.due_at(t0, Priority::Urgent), Timestamp::from_millis(300_000));
+        assert_eq!(
+            step.due_at(t0, Priority::Normal),
+            Timestamp::from_millis(600_000)
+        );
+        assert_eq!(
+            step.due_at(t0, Priority::Urgent),
+            Timestamp::from_millis(300_000)
+        );
     }
 
     #[test]

@@ -12,25 +12,26 @@ use rf_core::domain::{
     Account, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey, User,
 };
 use rf_core::flow::{Flow, FlowHit, FlowQuery, FlowRecord, FlowSource, FlowSummary, SaveOutcome};
-use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
-use rf_core::links::ShareLink;
-use rf_core::session::{
-    Fact, NewSession, NewStep, Session, SessionChange, SessionFilter, SessionStatus, TimelineStep,
-};
-use rf_core::time::Timestamp;
-use rf_core::{Store, StoreError, StoreResult};
 use rf_core::handoff::{ClaimOutcome, ClaimRecord, Handoff, NewHandoff};
 use rf_core::ids::HandoffId;
+use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
 use rf_core::jobs::{DeliveryId, Job, JobRecord, JobResult, NewJob, backoff};
+use rf_core::links::ShareLink;
 use rf_core::metrics::EscalationRow;
 use rf_core::notify::MessageRef;
 use rf_core::outbox::{Delivery, DeliveryStatus, HandoffEvent, NewDelivery, NewEvent};
 use rf_core::ports::{ClaimPlan, HandoffFilter};
+use rf_core::session::{
+    Fact, NewSession, NewStep, Session, SessionChange, SessionFilter, SessionStatus, TimelineStep,
+};
 use rf_core::team::TeamSettings;
+use rf_core::time::Timestamp;
+use rf_core::{Store, StoreError, StoreResult};
 use rows::{
-    AccountRow, ClaimRow, DELIVERY_COLUMNS, DeliveryRow, EscalationDbRow, EventRow, FLOW_SUMMARY_COLUMNS,
-    FactRow, FlowHitRow, FlowRow, FlowSummaryRow, HANDOFF_SELECT, HandoffRow, JobRow, LinkRow, SESSION_COLUMNS,
-    SessionRow, StepRow, TeamRow, UserRow, purpose_word, scope_columns, to_json,
+    AccountRow, ClaimRow, DELIVERY_COLUMNS, DeliveryRow, EscalationDbRow, EventRow,
+    FLOW_SUMMARY_COLUMNS, FactRow, FlowHitRow, FlowRow, FlowSummaryRow, HANDOFF_SELECT, HandoffRow,
+    JobRow, LinkRow, SESSION_COLUMNS, SessionRow, StepRow, TeamRow, UserRow, purpose_word,
+    scope_columns, to_json,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -946,28 +947,36 @@ impl Store for SqlStore {
         Ok(())
     }
 
-
     async fn get_team(&self, account: AccountId, team: TeamId) -> StoreResult<Team> {
-        let row: TeamRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: TeamRow = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, account_id, name, settings, created_at FROM teams WHERE id = $1 AND account_id = $2"
         )
         .bind(u(team))
         .bind(u(account))
         .fetch_one(pool)
         .await
-        .map_err(not_found("team")))?;
+        .map_err(not_found("team"))
+        })?;
         row.try_into()
     }
 
-    async fn save_team_settings(&self, account: AccountId, team: TeamId, settings: &TeamSettings) -> StoreResult<()> {
-        let done = on_pool!(self, |pool| sqlx::query("UPDATE teams SET settings = $1 WHERE id = $2 AND account_id = $3")
-            .bind(to_json(settings))
-            .bind(u(team))
-            .bind(u(account))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(db_err))?;
+    async fn save_team_settings(
+        &self,
+        account: AccountId,
+        team: TeamId,
+        settings: &TeamSettings,
+    ) -> StoreResult<()> {
+        let done = on_pool!(self, |pool| sqlx::query(
+            "UPDATE teams SET settings = $1 WHERE id = $2 AND account_id = $3"
+        )
+        .bind(to_json(settings))
+        .bind(u(team))
+        .bind(u(account))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err))?;
         if done == 0 {
             return Err(StoreError::NotFound { what: "team" });
         }
@@ -986,7 +995,11 @@ impl Store for SqlStore {
         row.try_into()
     }
 
-    async fn list_handoffs(&self, account: AccountId, filter: &HandoffFilter) -> StoreResult<Vec<Handoff>> {
+    async fn list_handoffs(
+        &self,
+        account: AccountId,
+        filter: &HandoffFilter,
+    ) -> StoreResult<Vec<Handoff>> {
         let limit = if filter.limit > 0 { filter.limit } else { 100 };
         let rows: Vec<HandoffRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
             "{HANDOFF_SELECT} WHERE h.account_id = $1 AND ($2 = 0 OR h.closed_at IS NULL) \
@@ -1041,11 +1054,13 @@ impl Store for SqlStore {
                     .map_err(db_err)?;
                     match holder {
                         None => Err(StoreError::NotFound { what: "escalation" }),
-                        Some((Some(by), name, Some(at), None)) => Ok(Some(ClaimOutcome::AlreadyClaimed {
-                            by: UserId::from_uuid(by),
-                            by_name: name.unwrap_or_default(),
-                            at: Timestamp::from_millis(at),
-                        })),
+                        Some((Some(by), name, Some(at), None)) => {
+                            Ok(Some(ClaimOutcome::AlreadyClaimed {
+                                by: UserId::from_uuid(by),
+                                by_name: name.unwrap_or_default(),
+                                at: Timestamp::from_millis(at),
+                            }))
+                        }
                         Some(_) => Ok(Some(ClaimOutcome::Closed)),
                     }
                 }
@@ -1063,7 +1078,17 @@ impl Store for SqlStore {
                     .await
                     .map_err(db_err)?;
                     // The session passes to the claimer and takes up the work again.
-                    apply_plan!(self, tx, account, session, Some(u(user)), "active", plan, claim, now);
+                    apply_plan!(
+                        self,
+                        tx,
+                        account,
+                        session,
+                        Some(u(user)),
+                        "active",
+                        plan,
+                        claim,
+                        now
+                    );
                     tx.commit().await.map_err(db_err)?;
                     Ok(None)
                 }
@@ -1071,7 +1096,9 @@ impl Store for SqlStore {
         })?;
         match lost {
             Some(outcome) => Ok(outcome),
-            None => Ok(ClaimOutcome::Won(Box::new(self.get_handoff(account, handoff).await?))),
+            None => Ok(ClaimOutcome::Won(Box::new(
+                self.get_handoff(account, handoff).await?,
+            ))),
         }
     }
 
@@ -1115,7 +1142,17 @@ impl Store for SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                    apply_plan!(self, tx, account, session, Some(requester), "escalated", plan, claim, now);
+                    apply_plan!(
+                        self,
+                        tx,
+                        account,
+                        session,
+                        Some(requester),
+                        "escalated",
+                        plan,
+                        claim,
+                        now
+                    );
                     tx.commit().await.map_err(db_err)?;
                     Ok(true)
                 }
@@ -1128,8 +1165,15 @@ impl Store for SqlStore {
         }
     }
 
-    async fn acknowledge_claim(&self, account: AccountId, handoff: HandoffId, user: UserId, now: Timestamp) -> StoreResult<bool> {
-        let done = on_pool!(self, |pool| sqlx::query(
+    async fn acknowledge_claim(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE handoffs SET acknowledged_at = $1 WHERE id = $2 AND account_id = $3 AND claimed_by = $4 \
              AND closed_at IS NULL",
         )
@@ -1140,7 +1184,8 @@ impl Store for SqlStore {
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         Ok(done == 1)
     }
 
@@ -1148,7 +1193,8 @@ impl Store for SqlStore {
         let (Some(claimer), Some(claimed_at)) = (handoff.claimed_by, handoff.claimed_at) else {
             return Ok(false);
         };
-        let acted: Option<(i64,)> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+        let acted: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT 1 FROM timeline_steps WHERE account_id = $1 AND session_id = $2 AND actor_id = $3 \
              AND created_at > $4 AND kind NOT IN ({}) LIMIT 1",
             not_first_actions()
@@ -1159,12 +1205,18 @@ impl Store for SqlStore {
         .bind(claimed_at.as_millis())
         .fetch_optional(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         Ok(acted.is_some())
     }
 
-    async fn claim_history(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<ClaimRecord>> {
-        let rows: Vec<ClaimRow> = on_pool!(self, |pool| sqlx::query_as(
+    async fn claim_history(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+    ) -> StoreResult<Vec<ClaimRecord>> {
+        let rows: Vec<ClaimRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT user_id, claimed_at, released_at FROM handoff_claims WHERE account_id = $1 AND handoff_id = $2 \
              ORDER BY claimed_at",
         )
@@ -1172,11 +1224,18 @@ impl Store for SqlStore {
         .bind(u(handoff))
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn add_deliveries(&self, account: AccountId, deliveries: Vec<NewDelivery>, jobs: Vec<NewJob>, now: Timestamp) -> StoreResult<()> {
+    async fn add_deliveries(
+        &self,
+        account: AccountId,
+        deliveries: Vec<NewDelivery>,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await.map_err(db_err)?;
             insert_deliveries!(tx, account, &deliveries, now);
@@ -1185,20 +1244,31 @@ impl Store for SqlStore {
         })
     }
 
-    async fn get_delivery(&self, account: AccountId, delivery: DeliveryId) -> StoreResult<Delivery> {
-        let row: DeliveryRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+    async fn get_delivery(
+        &self,
+        account: AccountId,
+        delivery: DeliveryId,
+    ) -> StoreResult<Delivery> {
+        let row: DeliveryRow = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = $1 AND account_id = $2"
         )))
         .bind(delivery)
         .bind(u(account))
         .fetch_one(pool)
         .await
-        .map_err(not_found("delivery")))?;
+        .map_err(not_found("delivery"))
+        })?;
         row.try_into()
     }
 
-    async fn deliveries(&self, account: AccountId, handoff: HandoffId) -> StoreResult<Vec<Delivery>> {
-        let rows: Vec<DeliveryRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+    async fn deliveries(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries WHERE account_id = $1 AND handoff_id = $2 \
              ORDER BY created_at, id"
         )))
@@ -1206,7 +1276,8 @@ impl Store for SqlStore {
         .bind(u(handoff))
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -1247,7 +1318,13 @@ impl Store for SqlStore {
         })
     }
 
-    async fn claim_jobs(&self, worker: &str, now: Timestamp, lease_millis: i64, limit: i64) -> StoreResult<Vec<JobRecord>> {
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_millis: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<JobRecord>> {
         // PostgreSQL: rows another replica is taking are skipped, never waited on or taken twice.
         // SQLite: `BEGIN IMMEDIATE` makes the whole claim one writer at a time.
         let lock = match self.pool {
@@ -1277,8 +1354,15 @@ impl Store for SqlStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    async fn finish_job(&self, job: Uuid, worker: &str, result: &JobResult, now: Timestamp) -> StoreResult<()> {
-        on_pool!(self, |pool| match result {
+    async fn finish_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            match result {
             JobResult::Done => sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_by = $2")
                 .bind(job)
                 .bind(worker)
@@ -1320,32 +1404,46 @@ impl Store for SqlStore {
             .await
             .map(|_| ())
             .map_err(db_err),
+        }
         })
     }
 
     async fn pending_jobs(&self) -> StoreResult<Vec<(String, Timestamp)>> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<(String, i64)> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
             "SELECT kind, run_at FROM jobs WHERE status IN ('queued', 'running') ORDER BY run_at"
         )
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
-        Ok(rows.into_iter().map(|(kind, at)| (kind, Timestamp::from_millis(at))).collect())
+        .map_err(db_err)
+            })?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, at)| (kind, Timestamp::from_millis(at)))
+            .collect())
     }
 
     async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>> {
-        let rows: Vec<EventRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<EventRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT seq, account_id, kind, summary, created_at FROM handoff_events WHERE seq > $1 ORDER BY seq LIMIT $2"
         )
         .bind(seq)
         .bind(limit)
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    async fn account_events_after(&self, account: AccountId, seq: i64, limit: i64) -> StoreResult<Vec<HandoffEvent>> {
+    async fn account_events_after(
+        &self,
+        account: AccountId,
+        seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<HandoffEvent>> {
         let rows: Vec<EventRow> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT seq, account_id, kind, summary, created_at FROM handoff_events \
              WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
@@ -1360,15 +1458,23 @@ impl Store for SqlStore {
     }
 
     async fn latest_event_seq(&self) -> StoreResult<i64> {
-        let row: (Option<i64>,) = on_pool!(self, |pool| sqlx::query_as("SELECT MAX(seq) FROM handoff_events")
-            .fetch_one(pool)
-            .await
-            .map_err(db_err))?;
+        let row: (Option<i64>,) = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT MAX(seq) FROM handoff_events"
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(db_err))?;
         Ok(row.0.unwrap_or(0))
     }
 
-    async fn escalation_rows(&self, account: AccountId, since: Timestamp, until: Timestamp) -> StoreResult<Vec<EscalationRow>> {
-        let rows: Vec<EscalationDbRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+    async fn escalation_rows(
+        &self,
+        account: AccountId,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<EscalationRow>> {
+        let rows: Vec<EscalationDbRow> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT h.id, h.created_at, h.priority, h.claimed_by, c.display_name AS claimed_by_name, h.claimed_at, \
                  (SELECT MIN(t.created_at) FROM timeline_steps t \
                   WHERE t.session_id = h.session_id AND t.actor_id = h.claimed_by \
@@ -1385,7 +1491,8 @@ impl Store for SqlStore {
         .bind(until.as_millis())
         .fetch_all(pool)
         .await
-        .map_err(db_err))?;
+        .map_err(db_err)
+        })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

@@ -1,15 +1,19 @@
 //! Database rows and their conversion to core types. One row type serves both backends.
 
 use rf_core::StoreError;
+use rf_core::domain::Priority;
 use rf_core::domain::{Account, Platform, Role, Team, ThreadKey, User};
 use rf_core::flow::{Flow, FlowKind, FlowSource, FlowStatus, FlowSummary};
-use rf_core::domain::Priority;
 use rf_core::handoff::{ClaimRecord, Handoff, HandoffIntent};
-use rf_core::ids::{AccountId, FactId, FlowId, HandoffId, LinkId, SessionId, StepId, TeamId, UserId};
+use rf_core::ids::{
+    AccountId, FactId, FlowId, HandoffId, LinkId, SessionId, StepId, TeamId, UserId,
+};
 use rf_core::jobs::{Job, JobRecord};
-use rf_core::metrics::EscalationRow;
-use rf_core::outbox::{Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, HandoffEvent};
 use rf_core::links::{LinkScope, ShareLink};
+use rf_core::metrics::EscalationRow;
+use rf_core::outbox::{
+    Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, HandoffEvent,
+};
 use rf_core::session::{
     Conversation, Fact, FactSource, Session, SessionStatus, StepKind, TimelineStep,
 };
@@ -456,7 +460,11 @@ impl TryFrom<DeliveryRow> for Delivery {
             status: word::<DeliveryStatus>("delivery status", &row.status)?,
             attempts: row.attempts,
             last_error: row.last_error,
-            message_ref: row.message_ref.as_deref().map(|m| json("delivery message ref", m)).transpose()?,
+            message_ref: row
+                .message_ref
+                .as_deref()
+                .map(|m| json("delivery message ref", m))
+                .transpose()?,
             sent_at: row.sent_at.map(ts),
             created_at: ts(row.created_at),
         })

@@ -39,7 +39,10 @@ impl Board {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut state = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut state)
     }
 
@@ -67,48 +70,31 @@ impl Board {
     }
 }
 
-/// The console as a chat platform for the escalation machinery.
+/// The console as a chat platform for the escalation machinery. Console users are known by their
+/// lowercase name, which is what private messages are labelled with.
 #[derive(Debug, Clone)]
 pub struct ConsoleNotifier {
     board: Board,
-    /// Display names of console users, by platform user id, for labels.
-    names: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl ConsoleNotifier {
     pub fn new(board: Board) -> Self {
-        Self {
-            board,
-            names: Arc::default(),
-        }
+        Self { board }
     }
 
     /// The board this notifier posts to.
     pub fn board(&self) -> Board {
         self.board.clone()
     }
-
-    /// Remembers a console user's display name.
-    pub fn learn_name(&self, platform_user_id: &str, name: &str) {
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(platform_user_id.to_owned(), name.to_owned());
-    }
-
-    fn name(&self, platform_user_id: &str) -> String {
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(platform_user_id)
-            .cloned()
-            .unwrap_or_else(|| platform_user_id.to_owned())
-    }
 }
 
 #[async_trait]
 impl Notifier for ConsoleNotifier {
-    async fn post(&self, channel: &ChannelRef, message: &Message) -> Result<MessageRef, NotifyError> {
+    async fn post(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+    ) -> Result<MessageRef, NotifyError> {
         Ok(self.board.with(|state| {
             state.next_id += 1;
             let id = format!("m{}", state.next_id);
@@ -117,8 +103,18 @@ impl Notifier for ConsoleNotifier {
                 messages.remove(0);
             }
             messages.push((id.clone(), message.clone()));
-            Board::arrive(state, Arrival { label: channel.channel.clone(), message: message.clone(), note: None });
-            MessageRef { channel: channel.clone(), id }
+            Board::arrive(
+                state,
+                Arrival {
+                    label: channel.channel.clone(),
+                    message: message.clone(),
+                    note: None,
+                },
+            );
+            MessageRef {
+                channel: channel.clone(),
+                id,
+            }
         }))
     }
 
@@ -145,21 +141,49 @@ impl Notifier for ConsoleNotifier {
 
     async fn reply(&self, thread: &ThreadKey, message: &Message) -> Result<(), NotifyError> {
         self.board.with(|state| {
-            Board::arrive(state, Arrival { label: format!("{} thread", thread.channel), message: message.clone(), note: None });
+            Board::arrive(
+                state,
+                Arrival {
+                    label: format!("{} thread", thread.channel),
+                    message: message.clone(),
+                    note: None,
+                },
+            );
         });
         Ok(())
     }
 
-    async fn direct(&self, _workspace: &str, platform_user_id: &str, message: &Message) -> Result<(), NotifyError> {
-        let label = format!("private to {}", self.name(platform_user_id));
-        self.board.with(|state| Board::arrive(state, Arrival { label, message: message.clone(), note: None }));
+    async fn direct(
+        &self,
+        _workspace: &str,
+        platform_user_id: &str,
+        message: &Message,
+    ) -> Result<(), NotifyError> {
+        let label = format!("private to {platform_user_id}");
+        self.board.with(|state| {
+            Board::arrive(
+                state,
+                Arrival {
+                    label,
+                    message: message.clone(),
+                    note: None,
+                },
+            )
+        });
         Ok(())
     }
 
     async fn invite(&self, thread: &ThreadKey, platform_user_id: &str) -> Result<(), NotifyError> {
-        let text = format!("{} was added to the thread.", self.name(platform_user_id));
+        let text = format!("{platform_user_id} was added to the thread.");
         self.board.with(|state| {
-            Board::arrive(state, Arrival { label: format!("{} thread", thread.channel), message: Message::text(text), note: None });
+            Board::arrive(
+                state,
+                Arrival {
+                    label: format!("{} thread", thread.channel),
+                    message: Message::text(text),
+                    note: None,
+                },
+            );
         });
         Ok(())
     }

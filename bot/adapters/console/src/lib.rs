@@ -11,7 +11,9 @@ mod board;
 
 pub use board::{Arrival, Board, ConsoleNotifier};
 
-use rf_core::domain::{Actor, ChannelRef, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey};
+use rf_core::domain::{
+    Actor, ChannelRef, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey,
+};
 use rf_core::effect::{Block, Choice, Effect, FieldInput, Form, FormSubmission, Message, Place};
 use rf_core::engine::{CommandOutcome, Engine, Input};
 use rf_core::session::SessionFilter;
@@ -59,7 +61,6 @@ struct FormInProgress {
 pub struct Console {
     engine: Engine,
     installation: InstallationRef,
-    notifier: ConsoleNotifier,
     board: Board,
     settle: Option<Settle>,
     actor: Actor,
@@ -99,18 +100,28 @@ const HELP: &str = "Console commands:
 impl Console {
     /// A console acting as `name` with `role` in the console installation (which must exist),
     /// showing what `notifier` (the console's notifier in the dispatcher) posts.
-    pub async fn new(engine: Engine, notifier: ConsoleNotifier, name: &str, role: Role) -> Result<Self, String> {
+    pub async fn new(
+        engine: Engine,
+        notifier: ConsoleNotifier,
+        name: &str,
+        role: Role,
+    ) -> Result<Self, String> {
         let installation = InstallationRef {
             platform: Platform::Console,
             external_id: CONSOLE_WORKSPACE.to_owned(),
         };
-        let actor = identify(&engine, &installation, name, None, RoleAssignment::Always(role)).await?;
+        let actor = identify(
+            &engine,
+            &installation,
+            name,
+            None,
+            RoleAssignment::Always(role),
+        )
+        .await?;
         let board = notifier.board();
-        notifier.learn_name(&actor.platform_user_id, &actor.display_name);
         Ok(Self {
             engine,
             installation,
-            notifier,
             board,
             settle: None,
             actor,
@@ -137,7 +148,11 @@ impl Console {
                 FieldInput::Select { options, default } => format!(
                     "  {} [{}] ({default})> ",
                     field.label,
-                    options.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join("/")
+                    options
+                        .iter()
+                        .map(|(v, _)| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join("/")
                 ),
                 FieldInput::Text { .. } => format!("  {}> ", field.label),
             };
@@ -146,7 +161,10 @@ impl Console {
             Some(i) => format!("{} › thread {}", self.threads[i].key.channel, i + 1),
             None => self.channel.clone(),
         };
-        format!("[{place}] {} ({})> ", self.actor.display_name, self.actor.role)
+        format!(
+            "[{place}] {} ({})> ",
+            self.actor.display_name, self.actor.role
+        )
     }
 
     /// Handles one line of input; returns what to print.
@@ -163,7 +181,11 @@ impl Console {
             let _ = writeln!(out, "! {message}");
         }
         self.print_arrivals(&mut out).await;
-        let flow = if self.form.is_none() && matches!(trimmed, "/quit" | "/exit") { Flow::Quit } else { Flow::Continue };
+        let flow = if self.form.is_none() && matches!(trimmed, "/quit" | "/exit") {
+            Flow::Quit
+        } else {
+            Flow::Continue
+        };
         (out, flow)
     }
 
@@ -206,7 +228,13 @@ impl Console {
                 Ok(())
             }
             "/whoami" => {
-                let _ = writeln!(out, "You are {} ({}) in {}.", self.actor.display_name, self.actor.role, self.where_());
+                let _ = writeln!(
+                    out,
+                    "You are {} ({}) in {}.",
+                    self.actor.display_name,
+                    self.actor.role,
+                    self.where_()
+                );
                 Ok(())
             }
             "/as" => self.switch_actor(rest, out).await,
@@ -221,26 +249,37 @@ impl Console {
 
     fn where_(&self) -> String {
         match self.current {
-            Some(i) => format!("{} (thread {}: {})", self.threads[i].key.channel, i + 1, self.threads[i].title),
+            Some(i) => format!(
+                "{} (thread {}: {})",
+                self.threads[i].key.channel,
+                i + 1,
+                self.threads[i].title
+            ),
             None => self.channel.clone(),
         }
     }
 
     async fn switch_actor(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
         let mut parts = rest.split_whitespace();
-        let name = parts.next().ok_or("Usage: /as <name> [owner|admin|engineer|viewer] [email]")?;
+        let name = parts
+            .next()
+            .ok_or("Usage: /as <name> [owner|admin|engineer|viewer] [email]")?;
         let mut assignment = RoleAssignment::IfNew(Role::Engineer);
         let mut email = None;
         for part in parts {
             if part.contains('@') {
                 email = Some(part.to_owned());
             } else {
-                assignment = RoleAssignment::Always(part.parse::<Role>().map_err(|e| e.to_string())?);
+                assignment =
+                    RoleAssignment::Always(part.parse::<Role>().map_err(|e| e.to_string())?);
             }
         }
         self.actor = identify(&self.engine, &self.installation, name, email, assignment).await?;
-        self.notifier.learn_name(&self.actor.platform_user_id, &self.actor.display_name);
-        let _ = writeln!(out, "You are now {} ({}).", self.actor.display_name, self.actor.role);
+        let _ = writeln!(
+            out,
+            "You are now {} ({}).",
+            self.actor.display_name, self.actor.role
+        );
         Ok(())
     }
 
@@ -252,14 +291,28 @@ impl Console {
         self.channel = format!("#{name}");
         self.current = None;
         // The listing shows this channel's news; print the rest of what arrived.
-        let (here, elsewhere): (Vec<Arrival>, Vec<Arrival>) =
-            self.board.take_arrivals().into_iter().partition(|a| a.label == self.channel);
+        let (here, elsewhere): (Vec<Arrival>, Vec<Arrival>) = self
+            .board
+            .take_arrivals()
+            .into_iter()
+            .partition(|a| a.label == self.channel);
         drop(here);
         for arrival in elsewhere {
-            self.show(out, &format!("[{}] ", arrival.label), &arrival.message, None);
+            self.show(
+                out,
+                &format!("[{}] ", arrival.label),
+                &arrival.message,
+                None,
+            );
         }
         let messages = self.board.channel(&self.channel);
-        let _ = writeln!(out, "Now in {} ({} message{}).", self.channel, messages.len(), if messages.len() == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "Now in {} ({} message{}).",
+            self.channel,
+            messages.len(),
+            if messages.len() == 1 { "" } else { "s" }
+        );
         let place = Place::from(&self.channel_ref(&self.channel));
         for message in messages.iter().rev().take(5).rev() {
             self.show(out, "", message, Some(place.clone()));
@@ -271,11 +324,19 @@ impl Console {
         let sessions = self
             .engine
             .store()
-            .list_sessions(self.actor.account_id, &SessionFilter { status: None, limit: 20 })
+            .list_sessions(
+                self.actor.account_id,
+                &SessionFilter {
+                    status: None,
+                    limit: 20,
+                },
+            )
             .await
             .map_err(|e| e.to_string())?;
         for session in sessions.into_iter().rev() {
-            if session.thread.platform == Platform::Console && !self.threads.iter().any(|t| t.key == session.thread) {
+            if session.thread.platform == Platform::Console
+                && !self.threads.iter().any(|t| t.key == session.thread)
+            {
                 self.threads.push(ThreadInfo {
                     key: session.thread.clone(),
                     title: session.problem.clone(),
@@ -287,13 +348,21 @@ impl Console {
         }
         for (i, thread) in self.threads.iter().enumerate() {
             let marker = if Some(i) == self.current { "*" } else { " " };
-            let _ = writeln!(out, "{marker} {}. {} {}", i + 1, thread.key.channel, thread.title);
+            let _ = writeln!(
+                out,
+                "{marker} {}. {} {}",
+                i + 1,
+                thread.key.channel,
+                thread.title
+            );
         }
         Ok(())
     }
 
     fn switch_thread(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
-        let n: usize = rest.parse().map_err(|_| "Usage: /thread <number> (see /threads)".to_owned())?;
+        let n: usize = rest
+            .parse()
+            .map_err(|_| "Usage: /thread <number> (see /threads)".to_owned())?;
         if n == 0 || n > self.threads.len() {
             return Err(format!("There is no thread {n}; /threads lists them."));
         }
@@ -337,14 +406,23 @@ impl Console {
                     workspace: CONSOLE_WORKSPACE.to_owned(),
                     channel: self.channel.clone(),
                     // Like a Slack `ts`: unique across restarts, sortable.
-                    thread: format!("{}.{:03}", self.engine.now().as_millis(), self.threads.len()),
+                    thread: format!(
+                        "{}.{:03}",
+                        self.engine.now().as_millis(),
+                        self.threads.len()
+                    ),
                 };
                 self.threads.push(ThreadInfo {
                     key: key.clone(),
                     title: problem.clone(),
                 });
                 self.current = Some(self.threads.len() - 1);
-                let _ = writeln!(out, "── thread {} in {} ──", self.threads.len(), key.channel);
+                let _ = writeln!(
+                    out,
+                    "── thread {} in {} ──",
+                    self.threads.len(),
+                    key.channel
+                );
                 let effects = self
                     .engine
                     .start(&self.actor, key, &problem)
@@ -386,7 +464,12 @@ impl Console {
         self.send(&thread, Input::Text(line.to_owned()), out).await
     }
 
-    async fn send(&mut self, thread: &ThreadKey, input: Input, out: &mut String) -> Result<(), String> {
+    async fn send(
+        &mut self,
+        thread: &ThreadKey,
+        input: Input,
+        out: &mut String,
+    ) -> Result<(), String> {
         let effects = self
             .engine
             .handle(&self.actor, thread, input)
@@ -397,16 +480,32 @@ impl Console {
     }
 
     async fn form_answer(&mut self, line: &str, out: &mut String) -> Result<(), String> {
-        let Some(mut form) = self.form.take() else { return Ok(()) };
+        let Some(mut form) = self.form.take() else {
+            return Ok(());
+        };
         let field = form.form.fields[form.values.len()].clone();
         let value = match &field.input {
             FieldInput::Select { options, default } => {
-                let wanted = if line.is_empty() { default.as_str() } else { line };
-                match options.iter().find(|(v, l)| v.eq_ignore_ascii_case(wanted) || l.eq_ignore_ascii_case(wanted)) {
+                let wanted = if line.is_empty() {
+                    default.as_str()
+                } else {
+                    line
+                };
+                match options
+                    .iter()
+                    .find(|(v, l)| v.eq_ignore_ascii_case(wanted) || l.eq_ignore_ascii_case(wanted))
+                {
                     Some((value, _)) => value.clone(),
                     None => {
                         self.form = Some(form);
-                        return Err(format!("Choose one of: {}", options.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", ")));
+                        return Err(format!(
+                            "Choose one of: {}",
+                            options
+                                .iter()
+                                .map(|(v, _)| v.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
                     }
                 }
             }
@@ -423,7 +522,10 @@ impl Console {
             self.form = Some(form);
             return Ok(());
         }
-        let submission = FormSubmission { kind: form.form.kind.clone(), values: form.values };
+        let submission = FormSubmission {
+            kind: form.form.kind.clone(),
+            values: form.values,
+        };
         let effects = self
             .engine
             .submit(&self.actor, &form.place, submission)
@@ -446,14 +548,27 @@ impl Console {
                     self.show(out, &prefix, &message, Some(Place::from(&thread)));
                 }
                 Effect::Post { channel, message } => {
-                    self.show(out, &format!("[{}] ", channel.channel), &message, Some(Place::from(&channel)));
+                    self.show(
+                        out,
+                        &format!("[{}] ", channel.channel),
+                        &message,
+                        Some(Place::from(&channel)),
+                    );
                 }
                 Effect::Private { message, place, .. } => {
                     self.show(out, "(only you can see this) ", &message, Some(place));
                 }
                 Effect::OpenForm { form, place, .. } => {
-                    let _ = writeln!(out, "── {} ── (answer each question; an empty line takes the default)", form.title);
-                    self.form = Some(FormInProgress { form, place, values: Vec::new() });
+                    let _ = writeln!(
+                        out,
+                        "── {} ── (answer each question; an empty line takes the default)",
+                        form.title
+                    );
+                    self.form = Some(FormInProgress {
+                        form,
+                        place,
+                        values: Vec::new(),
+                    });
                 }
                 Effect::Acknowledge { .. } => {
                     let _ = writeln!(out, "  ✓ recorded");
@@ -504,7 +619,11 @@ async fn identify(
 fn render(out: &mut String, prefix: &str, message: &Message) {
     let mut first = true;
     let mut lead = || {
-        let lead = if first { format!("bot> {prefix}") } else { "     ".to_owned() };
+        let lead = if first {
+            format!("bot> {prefix}")
+        } else {
+            "     ".to_owned()
+        };
         first = false;
         lead
     };
@@ -543,7 +662,11 @@ fn render(out: &mut String, prefix: &str, message: &Message) {
                     let _ = writeln!(out, "{}  [{number}] {}", lead(), choice.label);
                 }
                 if let Some(input) = input {
-                    let _ = writeln!(out, "{}  (type the number, then optionally: {input})", lead());
+                    let _ = writeln!(
+                        out,
+                        "{}  (type the number, then optionally: {input})",
+                        lead()
+                    );
                 }
             }
         }
@@ -554,7 +677,12 @@ fn render(out: &mut String, prefix: &str, message: &Message) {
 /// When not `interactive` (piped input), each line is echoed after the prompt, so the output reads
 /// as a transcript. When interactive, cards and notices that arrive meanwhile are printed as they
 /// come.
-pub async fn run<R, W>(mut console: Console, reader: R, mut writer: W, interactive: bool) -> std::io::Result<()>
+pub async fn run<R, W>(
+    mut console: Console,
+    reader: R,
+    mut writer: W,
+    interactive: bool,
+) -> std::io::Result<()>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
