@@ -1409,15 +1409,14 @@ impl Store for SqlStore {
     }
 
     async fn pending_jobs(&self) -> StoreResult<Vec<(String, Timestamp)>> {
-        let rows: Vec<(String, i64)> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT kind, run_at FROM jobs WHERE status IN ('queued', 'running') ORDER BY run_at"
         )
         .fetch_all(pool)
         .await
         .map_err(db_err)
-            })?;
+        })?;
         Ok(rows
             .into_iter()
             .map(|(kind, at)| (kind, Timestamp::from_millis(at)))
