@@ -206,7 +206,8 @@ impl Drop for TestApp {
     }
 }
 
-/// The `resolutionflow` binary of this build, built first if needed.
+/// The `resolutionflow` binary of this build. `cargo test --workspace` builds it fresh (the
+/// binary's own CLI tests need it); run alone, this builds it if it is missing.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/resolutionflow

@@ -215,12 +215,18 @@ impl App {
 
     /// Starts the job worker (unless disabled) and the event feed.
     pub fn start_background(&self) -> Background {
+        self.start_background_with(self.config.jobs.enabled)
+    }
+
+    /// Starts the event feed, and the job worker if `worker` (a console that runs due jobs itself
+    /// between lines needs none).
+    pub fn start_background_with(&self, worker: bool) -> Background {
         let (stop, watch) = tokio::sync::watch::channel(false);
         let stopped = |mut watch: tokio::sync::watch::Receiver<bool>| async move {
             let _ = watch.wait_for(|stop| *stop).await;
         };
         let mut tasks = Vec::new();
-        if self.config.jobs.enabled {
+        if worker {
             let worker = self.worker.clone();
             tasks.push(tokio::spawn(worker.run(stopped(watch.clone()))));
         }

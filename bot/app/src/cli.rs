@@ -254,7 +254,9 @@ async fn make_console(app: &App) -> anyhow::Result<rf_console::Console> {
 
 async fn console(config: Config, with_http: bool) -> anyhow::Result<ExitCode> {
     let app = App::build(config).await?;
-    let background = app.start_background();
+    // The console runs due jobs itself, between lines and on its timer, so a script's output is
+    // deterministic: no second worker races it.
+    let background = app.start_background_with(false);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = if with_http {
         match bind(&app.config).await {

@@ -269,6 +269,8 @@ const SECTIONS: &[&str] = &[
     "flows",
     "bootstrap",
     "console",
+    "smtp",
+    "jobs",
     "log",
 ];
 
@@ -345,6 +347,9 @@ mod tests {
             env_key("COMPANION__LINK_TTL_MINUTES").as_deref(),
             Some("companion.link_ttl_minutes")
         );
+        assert_eq!(env_key("JOBS__ENABLED").as_deref(), Some("jobs.enabled"));
+        assert_eq!(env_key("SMTP__FROM").as_deref(), Some("smtp.from"));
+        assert_eq!(env_key("SMTP_HOST").as_deref(), Some("smtp.host"));
         assert_eq!(env_key("TEST_DATABASE_URL"), None);
         assert_eq!(env_key("NOPE__X"), None);
     }

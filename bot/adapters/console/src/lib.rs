@@ -171,6 +171,8 @@ impl Console {
     pub async fn handle_line(&mut self, line: &str) -> (String, Flow) {
         let mut out = String::new();
         let trimmed = line.trim();
+        // Work that came due since the last line runs first, so commands see the current state.
+        self.settle().await;
         if self.form.is_some() {
             if let Err(message) = self.form_answer(trimmed, &mut out).await {
                 let _ = writeln!(out, "! {message}");
@@ -189,11 +191,15 @@ impl Console {
         (out, flow)
     }
 
-    /// Prints whatever the background work posted meanwhile.
-    pub async fn print_arrivals(&mut self, out: &mut String) {
+    async fn settle(&self) {
         if let Some(settle) = &self.settle {
             settle().await;
         }
+    }
+
+    /// Prints whatever the background work posted meanwhile.
+    pub async fn print_arrivals(&mut self, out: &mut String) {
+        self.settle().await;
         for arrival in self.board.take_arrivals() {
             let prefix = match &arrival.note {
                 Some(note) => format!("[{}] ({note}) ", arrival.label),

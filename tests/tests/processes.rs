@@ -1,0 +1,417 @@
+//! The real binary, several processes at once: crash recovery and claims across replicas.
+
+use reqwest::header::{COOKIE, SET_COOKIE};
+use rf_core::domain::{ChatIdentity, Platform, Role, RoleAssignment};
+use rf_core::outbox::{DeliveryChannel, DeliveryStatus};
+use rf_core::team::{LadderAction, LadderStep, When};
+use rf_core::time::{Clock, SystemClock};
+use rf_tests::smtp::SmtpSink;
+use rf_tests::{TestDb, binary};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const MASTER_KEY: &str = "bXVsdGktcmVwbGljYS10ZXN0LWtleS0zMi1ieXRlcyE=";
+
+/// The binary on the test database, with none of the caller's RF_* settings.
+fn command(db: &TestDb, dir: &std::path::Path) -> Command {
+    let mut command = Command::new(binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RF_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(dir)
+        .env("RF_DATABASE_URL", &db.url)
+        .env("RF_MASTER_KEY", MASTER_KEY)
+        .env("RF_LOG", "warn");
+    command
+}
+
+/// Reads a child's stdout on a thread, line by line.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut String) -> bool {
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(needle) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The console account as the binary creates it, with the test's ladder and a senior with e-mail.
+async fn prepare(db: &TestDb) -> (rf_core::ids::AccountId, rf_core::ids::TeamId) {
+    let store = db.port();
+    let (account, team) = store
+        .ensure_installation(
+            &resolutionflow::app::console_installation(),
+            "My MSP",
+            "Service Desk",
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    let mut settings = team.settings.clone();
+    settings.set_escalation_channel(rf_core::domain::ChannelRef {
+        platform: Platform::Console,
+        workspace: "local".into(),
+        channel: "#escalations".into(),
+    });
+    settings.ladder.steps = vec![LadderStep::new(0, LadderAction::EmailSeniors, When::Always)];
+    store
+        .save_team_settings(account.id, team.id, &settings)
+        .await
+        .unwrap();
+    store
+        .upsert_user(
+            account.id,
+            team.id,
+            &ChatIdentity {
+                platform: Platform::Console,
+                platform_user_id: "sam".into(),
+                display_name: "Sam".into(),
+                email: Some("sam@acme.test".into()),
+            },
+            RoleAssignment::Always(Role::Engineer),
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    (account.id, team.id)
+}
+
+// Multi-threaded: the SMTP sink must keep answering while this test waits on a child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_after_the_handoff_commits_delivers_once_after_restart() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (account, _) = prepare(&db).await;
+    let sink = SmtpSink::start().await;
+
+    // The first process records the escalation but has no worker, like one killed right after
+    // the commit; then it is killed (SIGKILL, no shutdown).
+    let mut first = command(&db, dir.path())
+        .args(["console", "--no-http"])
+        .env("RF_JOBS__ENABLED", "false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut first);
+    first
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(
+            b"/as Jane engineer\n/rf printer offline\nescalate urgent VIP printing payroll\n",
+        )
+        .unwrap();
+    let mut seen = String::new();
+    assert!(
+        wait_for_line(&lines, "Escalated by Jane (priority urgent)", &mut seen),
+        "{seen}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let store = db.port();
+    let handoff = store
+        .list_handoffs(
+            account,
+            &rf_core::ports::HandoffFilter {
+                open_only: true,
+                since: None,
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the handoff was committed");
+    let before = store.deliveries(account, handoff.id).await.unwrap();
+    let card = before
+        .iter()
+        .find(|d| d.channel == DeliveryChannel::ChatCard)
+        .expect("a card delivery");
+    assert_eq!(
+        card.status,
+        DeliveryStatus::Queued,
+        "nothing was delivered before the kill"
+    );
+    assert!(!store.pending_jobs().await.unwrap().is_empty());
+    assert!(sink.messages().is_empty());
+
+    // Restarted with a worker: the card and the e-mail go out once.
+    let restart = |db: &TestDb| {
+        let mut child = command(db, dir.path())
+            .args(["console", "--no-http"])
+            .env("RF_SMTP_HOST", "127.0.0.1")
+            .env("RF_SMTP_PORT", sink.address.port().to_string())
+            .env("RF_SMTP_TLS", "none")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"/channel escalations\n/quit\n")
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let second = restart(&db);
+    assert_eq!(
+        second.matches("URGENT escalation: printer offline").count(),
+        1,
+        "the card, once:\n{second}"
+    );
+    let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0].to, ["sam@acme.test"]);
+    let after = store.deliveries(account, handoff.id).await.unwrap();
+    let card = after
+        .iter()
+        .find(|d| d.channel == DeliveryChannel::ChatCard)
+        .unwrap();
+    assert_eq!((card.status, card.attempts), (DeliveryStatus::Sent, 1));
+    assert!(
+        after
+            .iter()
+            .any(|d| d.channel == DeliveryChannel::Email && d.status == DeliveryStatus::Sent)
+    );
+
+    // A third start sends nothing more.
+    let third = restart(&db);
+    assert!(
+        !third.contains("URGENT escalation"),
+        "the card is not posted again: {third}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 1, "no second e-mail");
+    assert_eq!(
+        store.deliveries(account, handoff.id).await.unwrap(),
+        after,
+        "no delivery changed"
+    );
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(db: &TestDb, dir: &std::path::Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = command(db, dir)
+        .args(["serve", "--no-console"])
+        .env("RF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RF_PUBLIC_URL", &url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, url };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server at {} did not become ready", server.url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_claims_across_two_server_processes_have_one_winner() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (account, team) = prepare(&db).await;
+    let servers = [serve(&db, dir.path()).await, serve(&db, dir.path()).await];
+
+    // The test's own engine on the same database and master key: it escalates and mints links
+    // that either server accepts.
+    let mut config = resolutionflow::config::Config::default();
+    config.database.url = db.url.clone();
+    config.security.master_key = Some(MASTER_KEY.to_owned().into());
+    config.http.public_url = Some(servers[0].url.clone());
+    config.jobs.enabled = false;
+    let app = resolutionflow::app::App::build(config).await.unwrap();
+    let engine = &app.engine;
+    let identity = |name: &str| ChatIdentity {
+        platform: Platform::Console,
+        platform_user_id: name.to_lowercase(),
+        display_name: name.to_owned(),
+        email: None,
+    };
+    let installation = resolutionflow::app::console_installation();
+    let jane = engine
+        .identify(
+            &installation,
+            &identity("Jane"),
+            RoleAssignment::Always(Role::Engineer),
+        )
+        .await
+        .unwrap();
+    let thread = rf_core::domain::ThreadKey {
+        platform: Platform::Console,
+        workspace: "local".into(),
+        channel: "#helpdesk".into(),
+        thread: "race".into(),
+    };
+    engine
+        .start(&jane, thread.clone(), "printer offline")
+        .await
+        .unwrap();
+    engine
+        .handle(
+            &jane,
+            &thread,
+            rf_core::engine::Input::Text("escalate high payroll".into()),
+        )
+        .await
+        .unwrap();
+    let handoff = db
+        .port()
+        .session_for_thread(account, &thread)
+        .await
+        .unwrap()
+        .unwrap()
+        .handoff_id
+        .unwrap();
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut claimers = Vec::new();
+    for i in 0..50 {
+        let senior = engine
+            .identify(
+                &installation,
+                &identity(&format!("Senior{i:02}")),
+                RoleAssignment::Always(Role::Engineer),
+            )
+            .await
+            .unwrap();
+        let link = engine
+            .share_link(
+                account,
+                senior.user_id,
+                senior.role,
+                rf_core::links::LinkScope::Account,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let server = &servers[i % 2].url;
+        let link = link.replace(&servers[0].url, server);
+        let opened = client.get(&link).send().await.unwrap();
+        assert_eq!(opened.status(), 303, "{link}");
+        let cookie = opened.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        claimers.push((server.clone(), cookie));
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(claimers.len()));
+    let tasks: Vec<_> = claimers
+        .into_iter()
+        .map(|(server, cookie)| {
+            let (client, start) = (client.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let response = client
+                    .post(format!("{server}/api/handoffs/{handoff}/claim"))
+                    .header(COOKIE, cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                response.json::<serde_json::Value>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    let mut lost_to = Vec::new();
+    for task in tasks {
+        let body = task.await.unwrap();
+        match body["outcome"].as_str() {
+            Some("won") => won += 1,
+            Some("already_claimed") => {
+                lost_to.push(body["claimed_by"].as_str().unwrap_or_default().to_owned())
+            }
+            other => panic!("unexpected outcome {other:?}: {body}"),
+        }
+    }
+    assert_eq!(
+        won,
+        1,
+        "exactly one winner across two processes on {}",
+        db.backend()
+    );
+    assert_eq!(lost_to.len(), 49);
+    let winner = db
+        .port()
+        .get_handoff(account, handoff)
+        .await
+        .unwrap()
+        .claimed_by_name
+        .unwrap();
+    assert!(
+        lost_to.iter().all(|name| *name == winner),
+        "every loser is told the winner ({winner}): {lost_to:?}"
+    );
+    assert_eq!(
+        db.port()
+            .claim_history(account, handoff)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let _ = team;
+}
