@@ -40,6 +40,8 @@ pub struct App {
     pub feed: EventFeed,
     /// The console as a chat platform: where its cards and notices go.
     pub console: ConsoleNotifier,
+    /// What this process did, for `/metrics`.
+    pub counters: rf_core::counters::Counters,
     /// The account the console and the CLI work in.
     pub account: Account,
     pub team: Team,
@@ -163,9 +165,11 @@ impl App {
         let link_ttl = config.companion.link_ttl_minutes * 60_000;
         let port: Arc<dyn Store> = store.clone();
 
+        let counters = rf_core::counters::Counters::new();
         let console = ConsoleNotifier::new(Board::new());
         let notifiers = Notifiers::new().with(Platform::Console, Arc::new(console.clone()));
         let mut dispatcher = Dispatcher::new(port.clone(), clock.clone(), notifiers)
+            .with_counters(counters.clone())
             .with_links(Arc::new(token_keys.clone()), link_ttl);
         match SmtpMailer::from_config(&config.smtp)? {
             Some(mailer) => {
@@ -182,7 +186,8 @@ impl App {
             dispatcher,
             Duration::from_secs(config.jobs.lease_seconds),
             Duration::from_millis(config.jobs.poll_interval_ms),
-        );
+        )
+        .with_counters(counters.clone());
         let feed = EventFeed::new(4096);
         let (worker_wake, feed_wake) = (worker.waker(), feed.waker());
         let wake = Wake(Arc::new(move || {
@@ -191,7 +196,8 @@ impl App {
         }));
         let engine = Engine::new(port.clone(), clock.clone())
             .with_links(Arc::new(token_keys.clone()), link_ttl)
-            .with_wake(wake);
+            .with_wake(wake)
+            .with_counters(counters.clone());
         let companion = CompanionState::new(
             engine.clone(),
             token_keys,
@@ -208,6 +214,7 @@ impl App {
             worker,
             feed,
             console,
+            counters,
             account,
             team,
         })
@@ -255,7 +262,11 @@ impl App {
 
     /// Every HTTP route: the companion now, platform webhooks as adapters arrive.
     pub fn router(&self) -> Router {
+        let counters = self.counters.clone();
+        let store: Arc<dyn Store> = self.store.clone();
+        let prometheus = axum::routing::get(move || prometheus(counters.clone(), store.clone()));
         rf_companion::router(self.companion.clone())
+            .route("/metrics", prometheus)
             .layer(RequestBodyLimitLayer::new(self.config.http.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -285,4 +296,22 @@ impl App {
 /// A database URL without its password, for logs.
 pub fn redact_url(url: &str) -> String {
     rf_core::redact::Redactor::new().redact(url).into_owned()
+}
+
+/// Prometheus exposition: this process's counters and the shared job backlog.
+async fn prometheus(counters: rf_core::counters::Counters, store: Arc<dyn Store>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = counters.render();
+    match store.pending_jobs().await {
+        Ok(jobs) => body.push_str(&format!(
+            "# HELP rf_jobs_pending Background jobs queued or running (all replicas).\n# TYPE rf_jobs_pending gauge\nrf_jobs_pending {}\n",
+            jobs.len()
+        )),
+        Err(e) => tracing::warn!(error = %e, "could not count pending jobs for /metrics"),
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

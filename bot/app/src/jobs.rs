@@ -21,6 +21,7 @@ pub struct Worker {
     lease_millis: i64,
     poll: Duration,
     wake: Arc<Notify>,
+    counters: rf_core::counters::Counters,
 }
 
 impl Worker {
@@ -39,7 +40,14 @@ impl Worker {
             lease_millis: lease.as_millis() as i64,
             poll,
             wake: Arc::new(Notify::new()),
+            counters: rf_core::counters::Counters::new(),
         }
+    }
+
+    /// Counts job results into `counters`.
+    pub fn with_counters(mut self, counters: rf_core::counters::Counters) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Wakes the worker now (new work was committed).
@@ -75,6 +83,14 @@ impl Worker {
                 } else {
                     self.dispatcher.run(&job).await
                 };
+                self.counters.job(
+                    job.job.kind(),
+                    match &result {
+                        JobResult::Done => "done",
+                        JobResult::Retry { .. } => "retry",
+                        JobResult::Failed { .. } => "failed",
+                    },
+                );
                 match &result {
                     JobResult::Done => tracing::debug!(job.kind = job.job.kind(), "job done"),
                     JobResult::Retry { error, .. } => {

@@ -29,6 +29,7 @@ pub struct Dispatcher {
     mailer: Option<Arc<dyn Mailer>>,
     links: Option<(Arc<dyn LinkSigner>, i64)>,
     redactor: Redactor,
+    counters: crate::counters::Counters,
 }
 
 /// Turns a store failure into a retry.
@@ -58,7 +59,14 @@ impl Dispatcher {
             mailer: None,
             links: None,
             redactor: Redactor::new(),
+            counters: crate::counters::Counters::new(),
         }
+    }
+
+    /// Counts deliveries into `counters`.
+    pub fn with_counters(mut self, counters: crate::counters::Counters) -> Self {
+        self.counters = counters;
+        self
     }
 
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
@@ -119,22 +127,22 @@ impl Dispatcher {
         }
     }
 
-    async fn mark(
+    async fn mark(&self, delivery: &Delivery, status: DeliveryStatus, error: Option<&str>) -> JobResult {
+        self.record(delivery, status, error, None).await
+    }
+
+    /// Records a delivery's new status (and where a card was posted), and counts it.
+    async fn record(
         &self,
         delivery: &Delivery,
         status: DeliveryStatus,
         error: Option<&str>,
+        posted: Option<&crate::notify::MessageRef>,
     ) -> JobResult {
+        self.counters.delivery(delivery.channel.as_str(), status.as_str());
         match self
             .store
-            .mark_delivery(
-                delivery.account_id,
-                delivery.id,
-                status,
-                error,
-                None,
-                self.clock.now(),
-            )
+            .mark_delivery(delivery.account_id, delivery.id, status, error, posted, self.clock.now())
             .await
         {
             Ok(()) => JobResult::Done,
@@ -224,25 +232,8 @@ impl Dispatcher {
                 } else {
                     CardMood::New
                 };
-                match notifier
-                    .post(&channel, &escalation_card(&handoff, now, mood))
-                    .await
-                {
-                    Ok(posted) => match self
-                        .store
-                        .mark_delivery(
-                            delivery.account_id,
-                            delivery.id,
-                            DeliveryStatus::Sent,
-                            None,
-                            Some(&posted),
-                            now,
-                        )
-                        .await
-                    {
-                        Ok(()) => JobResult::Done,
-                        Err(e) => retry(e),
-                    },
+                match notifier.post(&channel, &escalation_card(&handoff, now, mood)).await {
+                    Ok(posted) => self.record(delivery, DeliveryStatus::Sent, None, Some(&posted)).await,
                     Err(e) => self.failed(delivery, e).await,
                 }
             }

@@ -103,6 +103,7 @@ pub struct Engine {
     links: Option<Links>,
     /// Called after a commit that recorded jobs, so a local worker can start at once.
     wake: Option<Wake>,
+    counters: crate::counters::Counters,
 }
 
 /// A callback that wakes the local job worker.
@@ -157,7 +158,18 @@ impl Engine {
             redactor: Redactor::new(),
             links: None,
             wake: None,
+            counters: crate::counters::Counters::new(),
         }
+    }
+
+    /// Counts what the engine does into `counters`.
+    pub fn with_counters(mut self, counters: crate::counters::Counters) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    pub(crate) fn counters(&self) -> &crate::counters::Counters {
+        &self.counters
     }
 
     /// Lets the engine hand out companion links that stay valid for `ttl_millis`.
@@ -442,6 +454,7 @@ impl Engine {
                 self.now(),
             )
             .await?;
+        self.counters.session_started();
         let mut message = Message::new()
             .heading(format!("Troubleshooting: {problem}"))
             .context(format!(
@@ -557,6 +570,11 @@ impl Engine {
                 return Ok(decision.effects);
             }
             let has_jobs = !decision.change.jobs.is_empty();
+            let escalates = decision
+                .change
+                .handoff
+                .as_ref()
+                .is_some_and(|h| h.intent == HandoffIntent::Escalate);
             match self
                 .store
                 .commit_session(
@@ -569,6 +587,10 @@ impl Engine {
                 .await
             {
                 Ok(_) => {
+                    self.counters.session_event();
+                    if escalates {
+                        self.counters.escalated();
+                    }
                     if has_jobs {
                         self.wake_workers();
                     }

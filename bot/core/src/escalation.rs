@@ -322,6 +322,11 @@ impl Engine {
             .store
             .claim_handoff(account, handoff, actor.user_id, now, plan)
             .await?;
+        self.counters().claim(match outcome {
+            ClaimOutcome::Won(_) => "won",
+            ClaimOutcome::AlreadyClaimed { .. } => "lost",
+            ClaimOutcome::Closed => "refused",
+        });
         Ok(match outcome {
             ClaimOutcome::Won(handoff) => {
                 self.wake_workers();

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod counters;
 pub mod dispatch;
 pub mod domain;
 pub mod effect;
