@@ -274,6 +274,29 @@ async fn subscribers_see_their_accounts_escalations_live_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(page.status(), 404);
+
+    // Prometheus sees what happened.
+    let metrics = client()
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("rf_escalations_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("rf_claims_total{outcome=\"won\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rf_claims_total{outcome=\"lost\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE rf_jobs_pending gauge"),
+        "{metrics}"
+    );
 }
 
 fn ready_last(ready: &SseEvent) -> Option<String> {

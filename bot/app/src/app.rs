@@ -299,7 +299,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Prometheus exposition: this process's counters and the shared job backlog.
-async fn prometheus(counters: rf_core::counters::Counters, store: Arc<dyn Store>) -> axum::response::Response {
+async fn prometheus(
+    counters: rf_core::counters::Counters,
+    store: Arc<dyn Store>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut body = counters.render();
     match store.pending_jobs().await {
@@ -310,7 +313,10 @@ async fn prometheus(counters: rf_core::counters::Counters, store: Arc<dyn Store>
         Err(e) => tracing::warn!(error = %e, "could not count pending jobs for /metrics"),
     }
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -12,7 +12,8 @@ struct Family(Mutex<BTreeMap<Vec<String>, u64>>);
 impl Family {
     fn add(&self, labels: &[&str]) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(labels.iter().map(|l| (*l).to_owned()).collect()).or_default() += 1;
+        *map.entry(labels.iter().map(|l| (*l).to_owned()).collect())
+            .or_default() += 1;
     }
 
     fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
@@ -74,14 +75,46 @@ impl Counters {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
         };
-        counter("rf_sessions_started_total", "Troubleshooting sessions started.", self.0.sessions_started.load(Ordering::Relaxed));
-        counter("rf_session_events_total", "Session events committed (messages, answers, commands).", self.0.session_events.load(Ordering::Relaxed));
-        counter("rf_escalations_total", "Sessions escalated to a senior.", self.0.escalations.load(Ordering::Relaxed));
-        family(&mut out, "rf_claims_total", "Claim attempts by outcome.", &["outcome"], &self.0.claims);
-        family(&mut out, "rf_deliveries_total", "Notification deliveries by channel and final status.", &["channel", "status"], &self.0.deliveries);
-        family(&mut out, "rf_jobs_total", "Background jobs run, by kind and result.", &["kind", "result"], &self.0.jobs);
+        counter(
+            "rf_sessions_started_total",
+            "Troubleshooting sessions started.",
+            self.0.sessions_started.load(Ordering::Relaxed),
+        );
+        counter(
+            "rf_session_events_total",
+            "Session events committed (messages, answers, commands).",
+            self.0.session_events.load(Ordering::Relaxed),
+        );
+        counter(
+            "rf_escalations_total",
+            "Sessions escalated to a senior.",
+            self.0.escalations.load(Ordering::Relaxed),
+        );
+        family(
+            &mut out,
+            "rf_claims_total",
+            "Claim attempts by outcome.",
+            &["outcome"],
+            &self.0.claims,
+        );
+        family(
+            &mut out,
+            "rf_deliveries_total",
+            "Notification deliveries by channel and final status.",
+            &["channel", "status"],
+            &self.0.deliveries,
+        );
+        family(
+            &mut out,
+            "rf_jobs_total",
+            "Background jobs run, by kind and result.",
+            &["kind", "result"],
+            &self.0.jobs,
+        );
         out
     }
 }
@@ -111,8 +144,17 @@ mod tests {
         counters.claim("lost");
         counters.delivery("chat_card", "sent");
         let text = counters.render();
-        assert!(text.contains("# TYPE rf_escalations_total counter\nrf_escalations_total 1\n"), "{text}");
-        assert!(text.contains("rf_claims_total{outcome=\"lost\"} 2\n"), "{text}");
-        assert!(text.contains("rf_deliveries_total{channel=\"chat_card\",status=\"sent\"} 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE rf_escalations_total counter\nrf_escalations_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rf_claims_total{outcome=\"lost\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rf_deliveries_total{channel=\"chat_card\",status=\"sent\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -127,7 +127,12 @@ impl Dispatcher {
         }
     }
 
-    async fn mark(&self, delivery: &Delivery, status: DeliveryStatus, error: Option<&str>) -> JobResult {
+    async fn mark(
+        &self,
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> JobResult {
         self.record(delivery, status, error, None).await
     }
 
@@ -139,10 +144,18 @@ impl Dispatcher {
         error: Option<&str>,
         posted: Option<&crate::notify::MessageRef>,
     ) -> JobResult {
-        self.counters.delivery(delivery.channel.as_str(), status.as_str());
+        self.counters
+            .delivery(delivery.channel.as_str(), status.as_str());
         match self
             .store
-            .mark_delivery(delivery.account_id, delivery.id, status, error, posted, self.clock.now())
+            .mark_delivery(
+                delivery.account_id,
+                delivery.id,
+                status,
+                error,
+                posted,
+                self.clock.now(),
+            )
             .await
         {
             Ok(()) => JobResult::Done,
@@ -232,8 +245,14 @@ impl Dispatcher {
                 } else {
                     CardMood::New
                 };
-                match notifier.post(&channel, &escalation_card(&handoff, now, mood)).await {
-                    Ok(posted) => self.record(delivery, DeliveryStatus::Sent, None, Some(&posted)).await,
+                match notifier
+                    .post(&channel, &escalation_card(&handoff, now, mood))
+                    .await
+                {
+                    Ok(posted) => {
+                        self.record(delivery, DeliveryStatus::Sent, None, Some(&posted))
+                            .await
+                    }
                     Err(e) => self.failed(delivery, e).await,
                 }
             }
