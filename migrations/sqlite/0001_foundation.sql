@@ -126,7 +126,8 @@ CREATE TABLE timeline_steps (
     UNIQUE (session_id, seq)
 );
 CREATE INDEX timeline_steps_account_created ON timeline_steps(account_id, created_at);
-CREATE INDEX timeline_steps_session_actor ON timeline_steps(session_id, actor_id, created_at);
+-- Covers "the claimer's first step after the claim" (metrics, idle checks) without touching rows.
+CREATE INDEX timeline_steps_session_actor ON timeline_steps(session_id, actor_id, created_at, kind);
 
 CREATE TABLE facts (
     id          BLOB PRIMARY KEY NOT NULL,

@@ -25,6 +25,24 @@ fn identity(id: &str, name: &str) -> ChatIdentity {
     }
 }
 
+/// Jane, an engineer of the account.
+async fn jane(
+    store: &dyn rf_core::Store,
+    account: &rf_core::domain::Account,
+    team: &rf_core::domain::Team,
+) -> rf_core::domain::User {
+    store
+        .upsert_user(
+            account.id,
+            team.id,
+            &identity("U1", "Jane"),
+            RoleAssignment::IfNew(Role::Engineer),
+            T0,
+        )
+        .await
+        .unwrap()
+}
+
 fn thread(name: &str) -> ThreadKey {
     ThreadKey {
         platform: Platform::Console,
@@ -66,16 +84,7 @@ async fn upserting_users_respects_the_role_assignment() {
     let db = TestDb::new().await;
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
-    let jane = store
-        .upsert_user(
-            acct.id,
-            team.id,
-            &identity("U1", "Jane"),
-            RoleAssignment::IfNew(Role::Engineer),
-            T0,
-        )
-        .await
-        .unwrap();
+    let jane = jane(store.as_ref(), &acct, &team).await;
     assert_eq!(jane.role, Role::Engineer);
     let promoted = store
         .upsert_user(
@@ -367,16 +376,7 @@ async fn sessions_commit_with_optimistic_locking() {
     let db = TestDb::new().await;
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
-    let jane = store
-        .upsert_user(
-            acct.id,
-            team.id,
-            &identity("U1", "Jane"),
-            RoleAssignment::IfNew(Role::Engineer),
-            T0,
-        )
-        .await
-        .unwrap();
+    let jane = jane(store.as_ref(), &acct, &team).await;
     let session = store
         .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
         .await
@@ -439,16 +439,7 @@ async fn concurrent_writers_at_one_version_have_exactly_one_winner() {
     let db = TestDb::new().await;
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
-    let jane = store
-        .upsert_user(
-            acct.id,
-            team.id,
-            &identity("U1", "Jane"),
-            RoleAssignment::IfNew(Role::Engineer),
-            T0,
-        )
-        .await
-        .unwrap();
+    let jane = jane(store.as_ref(), &acct, &team).await;
     let session = store
         .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
         .await
@@ -486,16 +477,7 @@ async fn a_thread_holds_one_session() {
     let db = TestDb::new().await;
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
-    let jane = store
-        .upsert_user(
-            acct.id,
-            team.id,
-            &identity("U1", "Jane"),
-            RoleAssignment::IfNew(Role::Engineer),
-            T0,
-        )
-        .await
-        .unwrap();
+    let jane = jane(store.as_ref(), &acct, &team).await;
     let first = store
         .create_session(new_session(&acct, &team, jane.id, "t1"), T0)
         .await
@@ -547,16 +529,7 @@ async fn share_links_are_scoped_and_revocable() {
     let store = db.port();
     let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
     let (other, _) = account(store.as_ref(), "Beta").await.unwrap();
-    let jane = store
-        .upsert_user(
-            acct.id,
-            team.id,
-            &identity("U1", "Jane"),
-            RoleAssignment::IfNew(Role::Engineer),
-            T0,
-        )
-        .await
-        .unwrap();
+    let jane = jane(store.as_ref(), &acct, &team).await;
     let link = ShareLink {
         id: LinkId::new(),
         account_id: acct.id,

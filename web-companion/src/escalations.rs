@@ -187,14 +187,7 @@ pub(crate) async fn claim_form(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Html<String>, CompanionError> {
-    same_origin(&state, &headers)?;
-    let handoff = load_handoff(&state, &viewer, &id).await?;
-    let actor = viewer.actor(&state).await?;
-    let outcome = state
-        .engine
-        .claim(&actor, handoff.id)
-        .await
-        .map_err(engine_error)?;
+    let (handoff, outcome) = claim(&state, &viewer, &headers, &id).await?;
     let notice = match &outcome {
         ClaimView::Won(_) => {
             "You claimed it. You have been added to the session's thread.".to_owned()
@@ -203,6 +196,24 @@ pub(crate) async fn claim_form(
     };
     let handoff = state.store.get_handoff(viewer.0.acc, handoff.id).await?;
     render_handoff(&state, &viewer, &handoff, Some(notice)).await
+}
+
+/// Claims a handoff for the viewer through the engine: the same atomic path as chat.
+async fn claim(
+    state: &CompanionState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Handoff, ClaimView), CompanionError> {
+    same_origin(state, headers)?;
+    let handoff = load_handoff(state, viewer, id).await?;
+    let actor = viewer.actor(state).await?;
+    let outcome = state
+        .engine
+        .claim(&actor, handoff.id)
+        .await
+        .map_err(engine_error)?;
+    Ok((handoff, outcome))
 }
 
 fn engine_error(e: rf_core::EngineError) -> CompanionError {
@@ -229,14 +240,7 @@ pub(crate) async fn claim_api(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ClaimResponse>, CompanionError> {
-    same_origin(&state, &headers)?;
-    let handoff = load_handoff(&state, &viewer, &id).await?;
-    let actor = viewer.actor(&state).await?;
-    let outcome = state
-        .engine
-        .claim(&actor, handoff.id)
-        .await
-        .map_err(engine_error)?;
+    let (_, outcome) = claim(&state, &viewer, &headers, &id).await?;
     let message = outcome.message(state.clock.now()).plain_text();
     Ok(Json(match outcome {
         ClaimView::Won(h) => ClaimResponse {

@@ -255,18 +255,26 @@ impl FromRequestParts<CompanionState> for Viewer {
             .keys
             .verify(token.value(), TokenKind::Cookie, state.clock.now())
             .map_err(CompanionError::BadToken)?;
-        // The link must still exist in this account and not be revoked.
-        let link = state
-            .store
-            .get_link(claims.acc, claims.jti)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound { .. } => CompanionError::BadToken(TokenError::Invalid),
-                other => other.into(),
-            })?;
-        if link.revoked_at.is_some() {
-            return Err(CompanionError::Revoked);
-        }
+        live_link(state, &claims).await?;
         Ok(Viewer(claims))
     }
+}
+
+/// The share link a token stems from, if it still exists in its account and is not revoked.
+pub(crate) async fn live_link(
+    state: &CompanionState,
+    claims: &Claims,
+) -> Result<rf_core::links::ShareLink, CompanionError> {
+    let link = state
+        .store
+        .get_link(claims.acc, claims.jti)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => CompanionError::BadToken(TokenError::Invalid),
+            other => other.into(),
+        })?;
+    if link.revoked_at.is_some() {
+        return Err(CompanionError::Revoked);
+    }
+    Ok(link)
 }

@@ -7,7 +7,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::context;
-use rf_core::StoreError;
 use rf_core::effect::ExportFormat;
 use rf_core::engine::export_session;
 use rf_core::export::describe_step;
@@ -54,17 +53,7 @@ pub(crate) async fn open_link(
         .keys
         .verify(&token, TokenKind::Link, now)
         .map_err(CompanionError::BadToken)?;
-    let link = state
-        .store
-        .get_link(claims.acc, claims.jti)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => CompanionError::BadToken(TokenError::Invalid),
-            other => other.into(),
-        })?;
-    if link.revoked_at.is_some() {
-        return Err(CompanionError::Revoked);
-    }
+    let link = crate::live_link(&state, &claims).await?;
     let expires = now.plus_millis(state.cookie_ttl_millis);
     let cookie_token = state.keys.sign(&link, TokenKind::Cookie, now, expires);
     let cookie = Cookie::build((COOKIE, cookie_token))

@@ -52,6 +52,12 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Show or change the console team's escalation settings (channels, ladder, working hours,
+    /// idle-claim policy) as JSON.
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
     /// Print a signed companion link to a session's timeline.
     Link {
         /// The session id (shown on its companion page and in exports).
@@ -76,6 +82,16 @@ enum FlowsCommand {
     Export { dir: PathBuf },
     /// List the flow library.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum TeamCommand {
+    /// Print the settings (edit the output and apply it with `--set`).
+    Settings {
+        /// A JSON file with new settings to apply.
+        #[arg(long)]
+        set: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +173,9 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<ExitCod
         Some(Command::Console { no_http }) => console(config, !no_http).await,
         Some(Command::Flows { command }) => flows_command(command, config).await,
         Some(Command::Link { session }) => link(&session, config).await,
+        Some(Command::Team {
+            command: TeamCommand::Settings { set },
+        }) => team_settings(set, config).await,
         Some(Command::Config { .. }) => Ok(ExitCode::SUCCESS),
     }
 }
@@ -432,6 +451,29 @@ async fn link(session: &str, config: Config) -> anyhow::Result<ExitCode> {
         .await?
         .context("the companion is not configured")?;
     println!("{url}");
+    app.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn team_settings(set: Option<PathBuf>, config: Config) -> anyhow::Result<ExitCode> {
+    use rf_core::Store as _;
+    let app = App::build(config).await?;
+    let team = app.store.get_team(app.account.id, app.team.id).await?;
+    let settings = match set {
+        None => team.settings,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let settings: rf_core::team::TeamSettings = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid team settings", path.display()))?;
+            app.store
+                .save_team_settings(app.account.id, team.id, &settings)
+                .await?;
+            eprintln!("saved the settings of team \"{}\"", team.name);
+            settings
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&settings)?);
     app.store.close().await;
     Ok(ExitCode::SUCCESS)
 }

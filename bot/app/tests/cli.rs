@@ -328,3 +328,59 @@ fn link_prints_a_companion_url_for_a_session() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid session id"));
 }
+
+#[test]
+fn team_settings_print_and_apply_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = command(dir.path())
+        .args(["team", "settings"])
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let mut settings: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        settings["escalation_channels"][0]["channel"],
+        "#escalations"
+    );
+    assert_eq!(settings["ladder"]["steps"].as_array().unwrap().len(), 4);
+    settings["ladder"]["cap"] = 2.into();
+    settings["idle"]["remind_after_seconds"] = 300.into();
+    let file = dir.path().join("team.json");
+    std::fs::write(&file, serde_json::to_vec(&settings).unwrap()).unwrap();
+    let applied = command(dir.path())
+        .args(["team", "settings", "--set"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let again: serde_json::Value = serde_json::from_slice(
+        &command(dir.path())
+            .args(["team", "settings"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(again["ladder"]["cap"], 2);
+    assert_eq!(again["idle"]["remind_after_seconds"], 300);
+    std::fs::write(
+        &file,
+        "{\"ladder\": {\"steps\": [{\"after_seconds\": \"soon\"}]}}",
+    )
+    .unwrap();
+    let bad = command(dir.path())
+        .args(["team", "settings", "--set"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not valid team settings"));
+}

@@ -257,14 +257,9 @@ impl Dispatcher {
                 }
             }
             DeliveryChannel::ChatDm => {
-                let Some(user) = self.recipient(delivery).await else {
-                    return self
-                        .mark(
-                            delivery,
-                            DeliveryStatus::Suppressed,
-                            Some("recipient no longer exists"),
-                        )
-                        .await;
+                let user = match self.recipient_or_suppress(delivery).await {
+                    Ok(user) => user,
+                    Err(done) => return done,
                 };
                 let Some(notifier) = self.notifiers.get(user.platform) else {
                     return self
@@ -294,14 +289,9 @@ impl Dispatcher {
                 }
             }
             DeliveryChannel::Email => {
-                let Some(user) = self.recipient(delivery).await else {
-                    return self
-                        .mark(
-                            delivery,
-                            DeliveryStatus::Suppressed,
-                            Some("recipient no longer exists"),
-                        )
-                        .await;
+                let user = match self.recipient_or_suppress(delivery).await {
+                    Ok(user) => user,
+                    Err(done) => return done,
                 };
                 let Some(address) = user.email.clone().filter(|e| e.contains('@')) else {
                     return self
@@ -345,6 +335,21 @@ impl Dispatcher {
                 .collect::<Vec<_>>()
                 .join(link),
             None => self.redactor.redact(text).into_owned(),
+        }
+    }
+
+    /// The person a direct message or e-mail is for; when they are gone, the delivery is
+    /// suppressed and the job is done.
+    async fn recipient_or_suppress(&self, delivery: &Delivery) -> Result<User, JobResult> {
+        match self.recipient(delivery).await {
+            Some(user) => Ok(user),
+            None => Err(self
+                .mark(
+                    delivery,
+                    DeliveryStatus::Suppressed,
+                    Some("recipient no longer exists"),
+                )
+                .await),
         }
     }
 

@@ -481,18 +481,10 @@ impl Engine {
         input: Option<String>,
     ) -> EngineResult<Vec<Effect>> {
         match action.target() {
-            ActionTarget::Session(id) => match self.store.get_session(actor.account_id, id).await {
-                Ok(session) => {
-                    self.handle(actor, &session.thread, Input::Action { action, input })
-                        .await
-                }
-                Err(StoreError::NotFound { .. }) => Ok(vec![private_to(
-                    place,
-                    actor,
-                    "That session no longer exists.",
-                )]),
-                Err(e) => Err(e.into()),
-            },
+            ActionTarget::Session(session) => {
+                self.handle_in_session(actor, place, session, Input::Action { action, input })
+                    .await
+            }
             ActionTarget::Handoff(handoff) => {
                 escalation::press(self, actor, place, handoff, action).await
             }
@@ -507,11 +499,20 @@ impl Engine {
         submission: FormSubmission,
     ) -> EngineResult<Vec<Effect>> {
         let FormKind::Escalate { session } = submission.kind;
+        self.handle_in_session(actor, place, session, Input::Submit(submission))
+            .await
+    }
+
+    /// Handles input for a session given by id, in its own thread.
+    async fn handle_in_session(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        session: SessionId,
+        input: Input,
+    ) -> EngineResult<Vec<Effect>> {
         match self.store.get_session(actor.account_id, session).await {
-            Ok(session) => {
-                self.handle(actor, &session.thread, Input::Submit(submission))
-                    .await
-            }
+            Ok(session) => self.handle(actor, &session.thread, input).await,
             Err(StoreError::NotFound { .. }) => Ok(vec![private_to(
                 place,
                 actor,

@@ -421,12 +421,31 @@ impl Engine {
                 ),
             })
             .collect();
-        if waiting.is_empty() {
-            return Ok(Message::text("No open escalations."));
+        let link = self
+            .share_link(
+                actor.account_id,
+                actor.user_id,
+                actor.role,
+                LinkScope::Account,
+            )
+            .await?
+            .map(|url| {
+                format!(
+                    "Live queue (only for you, valid for {}): {url}",
+                    self.link_ttl_words()
+                )
+            });
+        let mut message = if waiting.is_empty() {
+            Message::text("No open escalations.")
+        } else {
+            Message::new()
+                .heading(format!("Open escalations: {}", waiting.len()))
+                .with(Block::List { items: waiting })
+        };
+        if let Some(link) = link {
+            message = message.context(link);
         }
-        Ok(Message::new()
-            .heading(format!("Open escalations: {}", waiting.len()))
-            .with(Block::List { items: waiting }))
+        Ok(message)
     }
 
     /// A private link to the metrics page, for owners and admins.
