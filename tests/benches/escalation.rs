@@ -7,8 +7,7 @@
 //! names a server). Prints medians and percentiles.
 
 use futures::StreamExt;
-use rf_core::domain::{Actor, ChatIdentity, Platform, Role, RoleAssignment, ThreadKey};
-use rf_core::engine::Input;
+use rf_core::domain::{Actor, ChatIdentity, Platform, Role, RoleAssignment};
 use rf_core::escalation::ClaimView;
 use rf_core::links::LinkScope;
 use rf_core::metrics::Period;
@@ -26,50 +25,15 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn person(app: &TestApp, name: &str, role: Role) -> Actor {
-    app.app
-        .engine
-        .identify(
-            &resolutionflow::app::console_installation(),
-            &ChatIdentity {
-                platform: Platform::Console,
-                platform_user_id: name.to_lowercase(),
-                display_name: name.into(),
-                email: None,
-            },
-            RoleAssignment::Always(role),
-        )
-        .await
-        .unwrap()
+    app.person(name, role).await
 }
 
-async fn escalate(app: &TestApp, jane: &Actor, n: usize) -> rf_core::ids::HandoffId {
-    let engine = &app.app.engine;
-    let thread = ThreadKey {
-        platform: Platform::Console,
-        workspace: "bench".into(),
-        channel: "#bench".into(),
-        thread: format!("{n}-{}", rf_core::ids::StepId::new()),
-    };
-    engine
-        .start(jane, thread.clone(), "printer offline on floor two")
+async fn escalate(app: &TestApp, jane: &Actor) -> rf_core::ids::HandoffId {
+    let lines = ["escalate high payroll is printing"];
+    app.session(jane, "printer offline on floor two", &lines)
         .await
-        .unwrap();
-    engine
-        .handle(
-            jane,
-            &thread,
-            Input::Text("escalate high payroll is printing".into()),
-        )
-        .await
-        .unwrap();
-    engine
-        .store()
-        .session_for_thread(jane.account_id, &thread)
-        .await
-        .unwrap()
-        .unwrap()
-        .handoff_id
-        .unwrap()
+        .1
+        .expect("an escalation")
 }
 
 async fn claim_contention(db: TestDb) {
@@ -81,8 +45,8 @@ async fn claim_contention(db: TestDb) {
     }
     let mut latencies = Vec::new();
     let mut rounds = Vec::new();
-    for round in 0..20 {
-        let handoff = escalate(&app, &jane, round).await;
+    for _ in 0..20 {
+        let handoff = escalate(&app, &jane).await;
         let barrier = Arc::new(tokio::sync::Barrier::new(seniors.len()));
         let started = Instant::now();
         let tasks: Vec<_> = seniors
@@ -179,9 +143,9 @@ async fn fan_out(db: TestDb, subscribers: usize) {
     }
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
-    for round in 0..5 {
+    for _ in 0..5 {
         let sent = Instant::now();
-        escalate(&app, &jane, round).await;
+        escalate(&app, &jane).await;
         let mut delays = Vec::with_capacity(subscribers);
         for _ in 0..subscribers {
             let at = tokio::time::timeout(Duration::from_secs(10), got_rx.recv())

@@ -8,8 +8,11 @@
 
 use resolutionflow::app::App;
 use resolutionflow::config::Config;
-use rf_core::domain::{Account, InstallationRef, Platform, Team};
+use rf_core::domain::{
+    Account, Actor, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey,
+};
 use rf_core::flow::{Flow, FlowSource, parse_flow_yaml};
+use rf_core::ids::HandoffId;
 use rf_core::time::Clock;
 use rf_core::time::Timestamp;
 use rf_core::{Store, StoreResult};
@@ -197,6 +200,83 @@ impl TestApp {
             _background: background,
             _keys: keys,
         }
+    }
+}
+
+impl TestApp {
+    /// Someone in an installation's account (the installation is created on first use).
+    pub async fn member(
+        &self,
+        installation: &InstallationRef,
+        name: &str,
+        role: Role,
+        email: Option<&str>,
+    ) -> Actor {
+        let engine = &self.app.engine;
+        engine
+            .store()
+            .ensure_installation(installation, "Test MSP", "Service Desk", engine.now())
+            .await
+            .expect("installation");
+        let identity = ChatIdentity {
+            platform: installation.platform,
+            platform_user_id: name.to_lowercase(),
+            display_name: name.to_owned(),
+            email: email.map(str::to_owned),
+        };
+        engine
+            .identify(installation, &identity, RoleAssignment::Always(role))
+            .await
+            .expect("identify")
+    }
+
+    /// Someone in the console's account.
+    pub async fn person(&self, name: &str, role: Role) -> Actor {
+        self.member(
+            &resolutionflow::app::console_installation(),
+            name,
+            role,
+            None,
+        )
+        .await
+    }
+
+    /// Starts a session about `problem` in a new thread and types `lines` into it. Returns the
+    /// thread and the session's open handoff (after `escalate …`, the escalation).
+    pub async fn session(
+        &self,
+        actor: &Actor,
+        problem: &str,
+        lines: &[&str],
+    ) -> (ThreadKey, Option<HandoffId>) {
+        let engine = &self.app.engine;
+        let thread = ThreadKey {
+            platform: actor.platform,
+            workspace: "local".to_owned(),
+            channel: "#helpdesk".to_owned(),
+            thread: rf_core::ids::StepId::new().to_string(),
+        };
+        engine
+            .start(actor, thread.clone(), problem)
+            .await
+            .expect("start");
+        for line in lines {
+            engine
+                .handle(
+                    actor,
+                    &thread,
+                    rf_core::engine::Input::Text((*line).to_owned()),
+                )
+                .await
+                .expect("handle");
+        }
+        let session = engine
+            .store()
+            .session_for_thread(actor.account_id, &thread)
+            .await
+            .expect("session")
+            .expect("a session in the thread");
+        (thread, session.handoff_id)
     }
 }
 

@@ -13,8 +13,7 @@
 
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
-use rf_core::domain::{Actor, ChatIdentity, Role, RoleAssignment, ThreadKey};
-use rf_core::engine::Input;
+use rf_core::domain::{Actor, Role};
 use rf_core::ids::HandoffId;
 use rf_core::links::LinkScope;
 use rf_tests::{TestApp, TestDb};
@@ -132,26 +131,7 @@ impl Drop for Chromedriver {
 }
 
 async fn person(app: &TestApp, name: &str, role: Role) -> Actor {
-    let engine = &app.app.engine;
-    let console = resolutionflow::app::console_installation();
-    engine
-        .store()
-        .ensure_installation(&console, "Browser MSP", "Desk", engine.now())
-        .await
-        .unwrap();
-    engine
-        .identify(
-            &console,
-            &ChatIdentity {
-                platform: console.platform,
-                platform_user_id: name.to_lowercase(),
-                display_name: name.into(),
-                email: None,
-            },
-            RoleAssignment::Always(role),
-        )
-        .await
-        .unwrap()
+    app.person(name, role).await
 }
 
 /// A signed companion link for `actor`, as the bot would post it in chat.
@@ -165,33 +145,9 @@ async fn link(app: &TestApp, actor: &Actor, scope: LinkScope) -> String {
 }
 
 async fn escalate(app: &TestApp, jane: &Actor) -> HandoffId {
-    let engine = &app.app.engine;
-    let thread = ThreadKey {
-        platform: jane.platform,
-        workspace: "local".into(),
-        channel: "#helpdesk".into(),
-        thread: rf_core::ids::StepId::new().to_string(),
-    };
-    engine
-        .start(jane, thread.clone(), "vpn will not connect")
-        .await
-        .unwrap();
-    engine
-        .handle(
-            jane,
-            &thread,
-            Input::Text("escalate urgent whole office is down".into()),
-        )
-        .await
-        .unwrap();
-    engine
-        .store()
-        .session_for_thread(jane.account_id, &thread)
-        .await
-        .unwrap()
-        .unwrap()
-        .handoff_id
-        .expect("escalating leaves a handoff")
+    let lines = ["escalate urgent whole office is down"];
+    let (_, handoff) = app.session(jane, "vpn will not connect", &lines).await;
+    handoff.expect("escalating leaves a handoff")
 }
 
 /// Runs `script` in the page until `done` accepts what it returns (errors, e.g. while the page

@@ -1,6 +1,6 @@
 //! Escalation Mode end to end through the real engine, store, job worker and console notifier.
 
-use rf_core::domain::{Actor, ChatIdentity, Platform, Role, RoleAssignment, ThreadKey};
+use rf_core::domain::{Actor, Platform, Role, ThreadKey};
 use rf_core::engine::Input;
 use rf_core::escalation::ClaimView;
 use rf_core::ids::HandoffId;
@@ -19,60 +19,32 @@ fn clock() -> ManualClock {
 }
 
 async fn person(app: &TestApp, name: &str, role: Role, email: Option<&str>) -> Actor {
-    app.app
-        .engine
-        .identify(
-            &resolutionflow::app::console_installation(),
-            &ChatIdentity {
-                platform: Platform::Console,
-                platform_user_id: name.to_lowercase(),
-                display_name: name.to_owned(),
-                email: email.map(str::to_owned),
-            },
-            RoleAssignment::Always(role),
-        )
-        .await
-        .unwrap()
+    app.member(
+        &resolutionflow::app::console_installation(),
+        name,
+        role,
+        email,
+    )
+    .await
 }
 
 /// Jane starts a session and escalates it (priority high).
 async fn escalate(app: &TestApp, jane: &Actor, problem: &str) -> (ThreadKey, HandoffId) {
-    let engine = &app.app.engine;
-    let thread = ThreadKey {
-        platform: Platform::Console,
-        workspace: "local".into(),
-        channel: "#helpdesk".into(),
-        thread: rf_core::ids::StepId::new().to_string(),
-    };
-    engine.start(jane, thread.clone(), problem).await.unwrap();
-    engine
-        .handle(
-            jane,
-            &thread,
-            Input::Text("note checked the cable and the port".into()),
-        )
-        .await
-        .unwrap();
-    let effects = engine
-        .handle(
-            jane,
-            &thread,
-            Input::Text("escalate high user is a VIP printing payroll".into()),
-        )
-        .await
-        .unwrap();
-    assert!(
-        format!("{effects:?}").contains("Escalated by Jane (priority high)"),
-        "{effects:?}"
-    );
-    let session = engine
+    let lines = [
+        "note checked the cable and the port",
+        "escalate high user is a VIP printing payroll",
+    ];
+    let (thread, handoff) = app.session(jane, problem, &lines).await;
+    let session = app
+        .app
+        .engine
         .store()
         .session_for_thread(jane.account_id, &thread)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(session.status, SessionStatus::Escalated);
-    (thread, session.handoff_id.expect("an open handoff"))
+    (thread, handoff.expect("an open handoff"))
 }
 
 fn board_text(app: &TestApp, channel: &str) -> String {

@@ -3,10 +3,7 @@
 
 use futures::StreamExt;
 use reqwest::header::{COOKIE, SET_COOKIE};
-use rf_core::domain::{
-    Actor, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey,
-};
-use rf_core::engine::Input;
+use rf_core::domain::{Actor, InstallationRef, Platform, Role};
 use rf_core::links::LinkScope;
 use rf_core::time::SystemClock;
 use rf_tests::{TestApp, TestDb};
@@ -78,25 +75,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn person(app: &TestApp, installation: &InstallationRef, name: &str, role: Role) -> Actor {
-    let engine = &app.app.engine;
-    engine
-        .store()
-        .ensure_installation(installation, "Other MSP", "Desk", engine.now())
-        .await
-        .unwrap();
-    engine
-        .identify(
-            installation,
-            &ChatIdentity {
-                platform: installation.platform,
-                platform_user_id: name.to_lowercase(),
-                display_name: name.into(),
-                email: None,
-            },
-            RoleAssignment::Always(role),
-        )
-        .await
-        .unwrap()
+    app.member(installation, name, role, None).await
 }
 
 /// Signs `actor` in to the companion with an account-wide link; returns the cookie header.
@@ -143,33 +122,11 @@ async fn subscribe(app: &TestApp, cookie: &str, last_event_id: Option<&str>) -> 
 }
 
 async fn escalate(app: &TestApp, jane: &Actor) -> rf_core::ids::HandoffId {
-    let engine = &app.app.engine;
-    let thread = ThreadKey {
-        platform: jane.platform,
-        workspace: "local".into(),
-        channel: "#helpdesk".into(),
-        thread: rf_core::ids::StepId::new().to_string(),
-    };
-    engine
-        .start(jane, thread.clone(), "vpn will not connect")
+    let lines = ["escalate urgent whole office is down"];
+    app.session(jane, "vpn will not connect", &lines)
         .await
-        .unwrap();
-    engine
-        .handle(
-            jane,
-            &thread,
-            Input::Text("escalate urgent whole office is down".into()),
-        )
-        .await
-        .unwrap();
-    engine
-        .store()
-        .session_for_thread(jane.account_id, &thread)
-        .await
-        .unwrap()
-        .unwrap()
-        .handoff_id
-        .unwrap()
+        .1
+        .expect("an escalation")
 }
 
 #[tokio::test]
