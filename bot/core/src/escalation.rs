@@ -443,7 +443,8 @@ impl Engine {
                 .with(Block::List { items: waiting })
         };
         if let Some(link) = link {
-            message = message.context(link);
+            // A paragraph, not small print: a URL must end where the line ends.
+            message = message.paragraph(link);
         }
         Ok(message)
     }
