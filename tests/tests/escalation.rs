@@ -616,3 +616,40 @@ async fn resolving_closes_the_escalation_and_its_card() {
         export.content
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_racing_a_resolve_never_deadlocks() {
+    let db = TestDb::new().await;
+    let app = TestApp::start(&db, Arc::new(clock())).await;
+    let jane = person(&app, "Jane", Role::Engineer, None).await;
+    let sam = person(&app, "Sam", Role::Engineer, None).await;
+    for round in 0..20 {
+        let (thread, handoff) = escalate(&app, &jane, &format!("race {round}")).await;
+        let (engine_a, engine_b) = (app.app.engine.clone(), app.app.engine.clone());
+        let (sam, jane_for_resolve, thread_b) = (sam.clone(), jane.clone(), thread.clone());
+        let claim = tokio::spawn(async move { engine_a.claim(&sam, handoff).await });
+        let resolve = tokio::spawn(async move {
+            engine_b
+                .handle(
+                    &jane_for_resolve,
+                    &thread_b,
+                    Input::Text("resolve fixed it myself".into()),
+                )
+                .await
+        });
+        claim
+            .await
+            .unwrap()
+            .expect("the claim completes without a database error");
+        resolve
+            .await
+            .unwrap()
+            .expect("the resolve completes without a database error");
+        let store = app.app.engine.store();
+        let h = store.get_handoff(jane.account_id, handoff).await.unwrap();
+        assert!(
+            h.closed_at.is_some(),
+            "round {round}: resolved sessions close their escalation"
+        );
+    }
+}

@@ -1026,6 +1026,7 @@ impl Store for SqlStore {
         // `None`: this claim won; otherwise why it did not.
         let lost: Option<ClaimOutcome> = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await.map_err(db_err)?;
+            lock_session_first!(self, tx, account, handoff);
             // The whole race is this one conditional update: it changes a row only for the first.
             let won: Option<(i32, Uuid)> = sqlx::query_as(
                 "UPDATE handoffs SET claimed_by = $1, claimed_at = $2, acknowledged_at = NULL, \
@@ -1112,6 +1113,7 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<Handoff>> {
         let released = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await.map_err(db_err)?;
+            lock_session_first!(self, tx, account, handoff);
             let released: Option<(Uuid, Uuid)> = sqlx::query_as(AssertSqlSafe(format!(
                 "UPDATE handoffs SET claimed_by = NULL, claimed_at = NULL, acknowledged_at = NULL, \
                      release_count = release_count + 1 \
@@ -1761,3 +1763,23 @@ macro_rules! apply_plan {
     }};
 }
 use apply_plan;
+
+/// On PostgreSQL, locks the session row of a handoff before the handoff row, the order every
+/// session change takes (session, then handoff): a claim racing a resolve cannot deadlock. SQLite
+/// writers are serialised by `BEGIN IMMEDIATE` already.
+macro_rules! lock_session_first {
+    ($store:expr, $tx:expr, $account:expr, $handoff:expr) => {{
+        if matches!($store.pool, Pool::Postgres(_)) {
+            sqlx::query(
+                "SELECT s.id FROM sessions s JOIN handoffs h ON h.session_id = s.id \
+                 WHERE h.id = $1 AND h.account_id = $2 FOR UPDATE OF s",
+            )
+            .bind(u($handoff))
+            .bind(u($account))
+            .execute(&mut *$tx)
+            .await
+            .map_err(db_err)?;
+        }
+    }};
+}
+use lock_session_first;
