@@ -564,8 +564,51 @@ async fn share_links_are_scoped_and_revocable() {
 async fn inbound_deliveries_are_recorded_once() {
     let db = TestDb::new().await;
     let store = db.port();
-    assert!(store.record_inbound("slack", "Ev0001", T0).await.unwrap());
-    assert!(!store.record_inbound("slack", "Ev0001", T0).await.unwrap());
-    assert!(store.record_inbound("discord", "Ev0001", T0).await.unwrap());
-    store.ping().await.unwrap();
+    let account = rf_core::ids::AccountId::new();
+    let job = |n: u32| {
+        rf_core::jobs::NewJob::now(
+            account,
+            rf_core::jobs::Job::Inbound {
+                platform: rf_core::domain::Platform::Slack,
+                lane: "slack:T1:C1".to_owned(),
+                event: serde_json::json!({ "n": n }),
+            },
+            T0,
+        )
+    };
+    let keys = |event: &str, ts: &str| vec![format!("event:{event}"), format!("message:C1:{ts}")];
+    assert!(
+        store
+            .accept_inbound("slack", &keys("Ev0001", "1.1"), job(1), T0)
+            .await
+            .unwrap()
+    );
+    // A retry of the same event, and a redelivery of the same message under a new event id.
+    assert!(
+        !store
+            .accept_inbound("slack", &keys("Ev0001", "1.1"), job(2), T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .accept_inbound("slack", &keys("Ev0002", "1.1"), job(3), T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .accept_inbound("discord", &keys("Ev0001", "1.1"), job(4), T0)
+            .await
+            .unwrap()
+    );
+    let jobs = store.claim_jobs("w", T0, 1000, 10).await.unwrap();
+    let seen: Vec<_> = jobs
+        .iter()
+        .map(|j| match &j.job {
+            rf_core::jobs::Job::Inbound { event, .. } => event["n"].as_u64().unwrap(),
+            other => panic!("unexpected job {other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, vec![1, 4], "only first deliveries have jobs, in order");
 }

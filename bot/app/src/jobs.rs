@@ -3,7 +3,7 @@
 
 use rf_core::Store;
 use rf_core::dispatch::Dispatcher;
-use rf_core::jobs::JobResult;
+use rf_core::jobs::{JobRecord, JobResult};
 use rf_core::time::Clock;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,43 +75,60 @@ impl Worker {
             if jobs.is_empty() {
                 break;
             }
+            ran += jobs.len();
+            // One lane's jobs in order; lanes side by side, so one slow platform call does not
+            // hold up every other channel.
+            let mut lanes: Vec<(String, Vec<JobRecord>)> = Vec::new();
             for job in jobs {
-                let result = if job.attempts > job.max_attempts {
-                    JobResult::Failed {
-                        error: "too many attempts".to_owned(),
-                    }
-                } else {
-                    self.dispatcher.run(&job).await
-                };
-                self.counters.job(
-                    job.job.kind(),
-                    match &result {
-                        JobResult::Done => "done",
-                        JobResult::Retry { .. } => "retry",
-                        JobResult::Failed { .. } => "failed",
-                    },
-                );
-                match &result {
-                    JobResult::Done => tracing::debug!(job.kind = job.job.kind(), "job done"),
-                    JobResult::Retry { error, .. } => {
-                        tracing::warn!(job.kind = job.job.kind(), attempt = job.attempts, %error, "job will be retried");
-                    }
-                    JobResult::Failed { error } => {
-                        tracing::error!(job.kind = job.job.kind(), %error, "job failed")
-                    }
+                let lane = job.job.lane();
+                match lanes.iter_mut().find(|(l, _)| *l == lane) {
+                    Some((_, queue)) => queue.push(job),
+                    None => lanes.push((lane, vec![job])),
                 }
-                if let Err(e) = self
-                    .store
-                    .finish_job(job.id, &self.id, &result, self.clock.now())
-                    .await
-                {
-                    // The lease runs out and another worker (or this one) retries the job.
-                    tracing::warn!(error = %e, "could not record a job's outcome");
-                }
-                ran += 1;
             }
+            futures::future::join_all(lanes.into_iter().map(|(_, queue)| async move {
+                for job in queue {
+                    self.run_one(job).await;
+                }
+            }))
+            .await;
         }
         ran
+    }
+
+    async fn run_one(&self, job: JobRecord) {
+        let result = if job.attempts > job.max_attempts {
+            JobResult::Failed {
+                error: "too many attempts".to_owned(),
+            }
+        } else {
+            self.dispatcher.run(&job).await
+        };
+        self.counters.job(
+            job.job.kind(),
+            match &result {
+                JobResult::Done => "done",
+                JobResult::Retry { .. } => "retry",
+                JobResult::Failed { .. } => "failed",
+            },
+        );
+        match &result {
+            JobResult::Done => tracing::debug!(job.kind = job.job.kind(), "job done"),
+            JobResult::Retry { error, .. } => {
+                tracing::warn!(job.kind = job.job.kind(), attempt = job.attempts, %error, "job will be retried");
+            }
+            JobResult::Failed { error } => {
+                tracing::error!(job.kind = job.job.kind(), %error, "job failed")
+            }
+        }
+        if let Err(e) = self
+            .store
+            .finish_job(job.id, &self.id, &result, self.clock.now())
+            .await
+        {
+            // The lease runs out and another worker (or this one) retries the job.
+            tracing::warn!(error = %e, "could not record a job's outcome");
+        }
     }
 
     /// Runs until `shutdown` resolves: due jobs at once, then waits for new work or the poll interval.

@@ -9,7 +9,7 @@ use crate::escalation::{channel_key, parse_channel_key, summary_of, update_cards
 use crate::handoff::{CardMood, Handoff, HandoffIntent, escalation_card, escalation_email};
 use crate::jobs::{Job, JobRecord, JobResult, NewJob, ThreadNotice};
 use crate::links::{LinkScope, LinkSigner, ShareLink};
-use crate::notify::{Mailer, Notifiers, NotifyError};
+use crate::notify::{InboundHandler, Mailer, Notifiers, NotifyError};
 use crate::outbox::{
     Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, NewDelivery, NewEvent,
 };
@@ -30,7 +30,11 @@ pub struct Dispatcher {
     links: Option<(Arc<dyn LinkSigner>, i64)>,
     redactor: Redactor,
     counters: crate::counters::Counters,
+    inbound: std::collections::HashMap<Platform, Arc<dyn InboundHandler>>,
 }
+
+/// The error recorded on a delivery the platform rate-limited.
+const RATE_LIMITED: &str = "rate limited by the chat platform";
 
 /// Turns a store failure into a retry.
 fn retry(e: StoreError) -> JobResult {
@@ -60,7 +64,14 @@ impl Dispatcher {
             links: None,
             redactor: Redactor::new(),
             counters: crate::counters::Counters::new(),
+            inbound: std::collections::HashMap::new(),
         }
+    }
+
+    /// Hands `platform`'s recorded events to `handler`.
+    pub fn with_inbound(mut self, platform: Platform, handler: Arc<dyn InboundHandler>) -> Self {
+        self.inbound.insert(platform, handler);
+        self
     }
 
     /// Counts deliveries into `counters`.
@@ -124,6 +135,20 @@ impl Dispatcher {
                 let handoff = try_store!(self.store.get_handoff(account, *handoff).await);
                 self.idle_release(&handoff, *claim).await
             }
+            Job::Inbound {
+                platform, event, ..
+            } => match self.inbound.get(platform) {
+                Some(handler) => handler.handle(account, event, job.attempts).await,
+                None => JobResult::Failed {
+                    error: format!("{platform} is not connected on this server"),
+                },
+            },
+            Job::Perform { effect } => match self.notifiers.get(effect.platform()) {
+                Some(notifier) => outcome(crate::notify::perform(notifier.as_ref(), effect).await),
+                None => JobResult::Failed {
+                    error: format!("{} is not connected on this server", effect.platform()),
+                },
+            },
         }
     }
 
@@ -166,10 +191,36 @@ impl Dispatcher {
     /// After a send failed: retry, or record the failure for good.
     async fn failed(&self, delivery: &Delivery, error: NotifyError) -> JobResult {
         match error {
-            NotifyError::RateLimited { retry_after } => JobResult::Retry {
-                error: "rate limited".to_owned(),
-                after: retry_after,
-            },
+            NotifyError::RateLimited { retry_after } => {
+                let first = delivery.last_error.as_deref() != Some(RATE_LIMITED);
+                let _ = self
+                    .store
+                    .mark_delivery(
+                        delivery.account_id,
+                        delivery.id,
+                        DeliveryStatus::Queued,
+                        Some(RATE_LIMITED),
+                        None,
+                        self.clock.now(),
+                    )
+                    .await;
+                if first && delivery.purpose == DeliveryPurpose::Card {
+                    let notice = Job::ThreadNotice {
+                        handoff: delivery.handoff_id,
+                        notice: ThreadNotice::Delayed {
+                            seconds: retry_after.map(|d| d.as_secs()),
+                        },
+                    };
+                    let job = NewJob::now(delivery.account_id, notice, self.clock.now());
+                    if let Err(e) = self.store.enqueue(vec![job], self.clock.now()).await {
+                        tracing::warn!(error = %e, "could not tell the thread its escalation is delayed");
+                    }
+                }
+                JobResult::Retry {
+                    error: RATE_LIMITED.to_owned(),
+                    after: retry_after,
+                }
+            }
             NotifyError::Transient(error) => {
                 let _ = self
                     .store
@@ -539,6 +590,13 @@ impl Dispatcher {
             ThreadNotice::Released { by } => format!(
                 "{by}'s claim lapsed (no action after the reminder); the escalation is back in the queue."
             ),
+            ThreadNotice::Delayed { seconds } => match seconds {
+                Some(s) => format!(
+                    "Your escalation is delayed: the chat platform is rate-limiting us. It will be posted in about {}; nothing is lost.",
+                    human_duration(*s as i64 * 1000)
+                ),
+                None => "Your escalation is delayed: the chat platform is rate-limiting us. It will be posted as soon as it allows; nothing is lost.".to_owned(),
+            },
         };
         outcome(notifier.reply(&handoff.thread, &Message::text(text)).await)
     }

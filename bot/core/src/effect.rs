@@ -468,6 +468,33 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// The platform the effect happens on.
+    pub fn platform(&self) -> crate::domain::Platform {
+        match self {
+            Effect::Reply { thread, .. }
+            | Effect::Acknowledge { thread }
+            | Effect::Document { thread, .. } => thread.platform,
+            Effect::Post { channel, .. } => channel.platform,
+            Effect::Private { place, .. } | Effect::OpenForm { place, .. } => place.channel.platform,
+        }
+    }
+
+    /// The channel the effect happens in, as a key: effects in one channel keep their order.
+    pub fn place_key(&self) -> String {
+        let channel = match self {
+            Effect::Reply { thread, .. }
+            | Effect::Acknowledge { thread }
+            | Effect::Document { thread, .. } => {
+                return format!("{}:{}:{}", thread.platform, thread.workspace, thread.channel);
+            }
+            Effect::Post { channel, .. } => channel,
+            Effect::Private { place, .. } | Effect::OpenForm { place, .. } => &place.channel,
+        };
+        format!("{}:{}:{}", channel.platform, channel.workspace, channel.channel)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! Background work, recorded durably in the same transaction as the change that causes it and
 //! run afterwards by a worker: nothing slow ever happens on the path that answers a person.
 
+use crate::domain::Platform;
+use crate::effect::Effect;
 use crate::ids::{AccountId, HandoffId, UserId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,15 @@ pub enum Job {
     IdleReminder { handoff: HandoffId, claim: i32 },
     /// Release an idle, unacknowledged claim back to the queue.
     IdleRelease { handoff: HandoffId, claim: i32 },
+    /// Handle an event a chat platform sent, recorded before it was acknowledged. Events in the
+    /// same `lane` (a channel) run in the order they arrived.
+    Inbound {
+        platform: Platform,
+        lane: String,
+        event: serde_json::Value,
+    },
+    /// Carry out an effect the platform could not take the first time (rate limit, outage).
+    Perform { effect: Effect },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +48,8 @@ pub enum Job {
 pub enum ThreadNotice {
     Claimed { by: String },
     Released { by: String },
+    /// The escalation card could not be posted yet (the platform rate-limited it).
+    Delayed { seconds: Option<u64> },
 }
 
 impl Job {
@@ -50,6 +63,24 @@ impl Job {
             Job::Invite { .. } => "invite",
             Job::IdleReminder { .. } => "idle_reminder",
             Job::IdleRelease { .. } => "idle_release",
+            Job::Inbound { .. } => "inbound",
+            Job::Perform { .. } => "perform",
+        }
+    }
+
+    /// Jobs in the same lane run one after another, in order; jobs in different lanes may run at
+    /// the same time.
+    pub fn lane(&self) -> String {
+        match self {
+            Job::Deliver { delivery } => format!("delivery:{delivery}"),
+            Job::Ladder { handoff, .. }
+            | Job::UpdateCards { handoff }
+            | Job::ThreadNotice { handoff, .. }
+            | Job::Invite { handoff, .. }
+            | Job::IdleReminder { handoff, .. }
+            | Job::IdleRelease { handoff, .. } => format!("handoff:{handoff}"),
+            Job::Inbound { lane, .. } => lane.clone(),
+            Job::Perform { effect } => format!("perform:{}", effect.place_key()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Ports for reaching people outside the thread they are in: chat platforms and e-mail.
 
 use crate::domain::{ChannelRef, Platform, ThreadKey};
-use crate::effect::Message;
+use crate::effect::{Block, Document, Message, Place};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -49,6 +49,38 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     ) -> Result<(), NotifyError>;
     /// Adds a person to the thread's channel.
     async fn invite(&self, thread: &ThreadKey, platform_user_id: &str) -> Result<(), NotifyError>;
+    /// Shows a message to one person where they are (Slack's ephemeral messages); by default, a
+    /// direct message.
+    async fn ephemeral(
+        &self,
+        place: &Place,
+        platform_user_id: &str,
+        message: &Message,
+    ) -> Result<(), NotifyError> {
+        self.direct(&place.channel.workspace, platform_user_id, message)
+            .await
+    }
+    /// Hands a document over in the thread; by default, as a message with the text verbatim.
+    async fn document(&self, thread: &ThreadKey, document: &Document) -> Result<(), NotifyError> {
+        let message = Message::new()
+            .heading(document.filename.clone())
+            .with(Block::Code {
+                text: document.content.clone(),
+            });
+        self.reply(thread, &message).await
+    }
+}
+
+/// Handles the events a chat platform sends, after they were recorded and acknowledged.
+#[async_trait]
+pub trait InboundHandler: Send + Sync + std::fmt::Debug {
+    /// Handles one event of `account`. `attempt` counts from 1.
+    async fn handle(
+        &self,
+        account: crate::ids::AccountId,
+        event: &serde_json::Value,
+        attempt: i32,
+    ) -> crate::jobs::JobResult;
 }
 
 /// The notifiers of the platforms this server is connected to.
@@ -67,6 +99,36 @@ impl Notifiers {
 
     pub fn get(&self, platform: Platform) -> Option<&Arc<dyn Notifier>> {
         self.0.get(&platform)
+    }
+}
+
+/// Carries out `effect` through `notifier`. A form can only be opened while the person's click is
+/// fresh, so a form that reaches this point becomes a private hint to type the command instead.
+pub async fn perform(notifier: &dyn Notifier, effect: &crate::effect::Effect) -> Result<(), NotifyError> {
+    use crate::effect::Effect;
+    match effect {
+        Effect::Reply { thread, message } => notifier.reply(thread, message).await,
+        Effect::Post { channel, message } => notifier.post(channel, message).await.map(drop),
+        Effect::Private {
+            place,
+            platform_user_id,
+            message,
+            ..
+        } => notifier.ephemeral(place, platform_user_id, message).await,
+        Effect::OpenForm {
+            place,
+            platform_user_id,
+            form,
+            ..
+        } => {
+            let hint = Message::text(format!(
+                "I couldn't open the \"{}\" form in time. Type `escalate <reason>` in the session thread instead.",
+                form.title
+            ));
+            notifier.ephemeral(place, platform_user_id, &hint).await
+        }
+        Effect::Acknowledge { .. } => Ok(()),
+        Effect::Document { thread, document } => notifier.document(thread, document).await,
     }
 }
 

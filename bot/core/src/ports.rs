@@ -66,6 +66,24 @@ pub trait Store: Send + Sync + Debug + 'static {
         installation: &InstallationRef,
     ) -> StoreResult<Option<(AccountId, TeamId)>>;
 
+    /// Connects another installation (a chat workspace) to an existing account and team, or
+    /// re-enables it there after an uninstall. An installation of another account is left alone.
+    async fn attach_installation(
+        &self,
+        installation: &InstallationRef,
+        account: AccountId,
+        team: TeamId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Disconnects an installation (the app was uninstalled): its events are no longer handled.
+    /// `true` when it was connected.
+    async fn disable_installation(
+        &self,
+        installation: &InstallationRef,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
     async fn get_account(&self, account: AccountId) -> StoreResult<Account>;
 
     async fn get_team(&self, account: AccountId, team: TeamId) -> StoreResult<Team>;
@@ -322,8 +340,16 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     // --- inbound de-duplication ---------------------------------------------------------------
 
-    /// Records that an inbound delivery (`source`, `key`) was seen. `true` the first time only.
-    async fn record_inbound(&self, source: &str, key: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Records an inbound delivery under every one of its `keys` (an event id, a channel and
+    /// message timestamp…) together with the job that handles it, in one transaction. `false`, and
+    /// nothing recorded, when any key was seen before: a retried or re-sent delivery.
+    async fn accept_inbound(
+        &self,
+        source: &str,
+        keys: &[String],
+        job: NewJob,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 /// Which handoffs to list.

@@ -324,6 +324,49 @@ impl Store for SqlStore {
         Ok(row.map(|(a, t)| (AccountId::from_uuid(a), TeamId::from_uuid(t))))
     }
 
+    async fn attach_installation(
+        &self,
+        installation: &InstallationRef,
+        account: AccountId,
+        team: TeamId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO installations (platform, external_id, account_id, team_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (platform, external_id) DO UPDATE SET disabled_at = NULL \
+             WHERE installations.account_id = excluded.account_id",
+        )
+        .bind(installation.platform.as_str())
+        .bind(installation.external_id.as_str())
+        .bind(u(account))
+        .bind(u(team))
+        .bind(now.as_millis())
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(db_err))
+    }
+
+    async fn disable_installation(
+        &self,
+        installation: &InstallationRef,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let changed = on_pool!(self, |pool| sqlx::query(
+            "UPDATE installations SET disabled_at = $3 \
+             WHERE platform = $1 AND external_id = $2 AND disabled_at IS NULL",
+        )
+        .bind(installation.platform.as_str())
+        .bind(installation.external_id.as_str())
+        .bind(now.as_millis())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err))?;
+        Ok(changed > 0)
+    }
+
     async fn get_account(&self, account: AccountId) -> StoreResult<Account> {
         let row: AccountRow = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, name, created_at FROM accounts WHERE id = $1"
@@ -1340,7 +1383,7 @@ impl Store for SqlStore {
                      updated_at = $3 \
                  WHERE id IN (SELECT id FROM jobs \
                      WHERE (status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until <= $3) \
-                     ORDER BY run_at LIMIT $4{lock}) \
+                     ORDER BY run_at, id LIMIT $4{lock}) \
                  RETURNING id, account_id, payload, attempts, max_attempts"
             )))
             .bind(worker)
@@ -1497,19 +1540,36 @@ impl Store for SqlStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    async fn record_inbound(&self, source: &str, key: &str, now: Timestamp) -> StoreResult<bool> {
-        let done = on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO inbound_events (source, event_key, received_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (source, event_key) DO NOTHING",
-        )
-        .bind(source)
-        .bind(key)
-        .bind(now.as_millis())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(db_err))?;
-        Ok(done == 1)
+    async fn accept_inbound(
+        &self,
+        source: &str,
+        keys: &[String],
+        job: NewJob,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            for key in keys {
+                let inserted = sqlx::query(
+                    "INSERT INTO inbound_events (source, event_key, received_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (source, event_key) DO NOTHING",
+                )
+                .bind(source)
+                .bind(key.as_str())
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await.map_err(db_err)?;
+                    return Ok(false);
+                }
+            }
+            insert_jobs!(tx, std::slice::from_ref(&job), now);
+            tx.commit().await.map_err(db_err)?;
+            Ok::<_, StoreError>(true)
+        })
     }
 }
 

@@ -45,7 +45,7 @@ fn mrkdwn(text: &str) -> SlackBlockText {
     SlackBlockText::MarkDown(SlackBlockMarkDownText::new(cut(text, SECTION_TEXT)))
 }
 
-fn plain(text: &str, max: usize) -> SlackBlockPlainTextOnly {
+pub(crate) fn plain(text: &str, max: usize) -> SlackBlockPlainTextOnly {
     SlackBlockPlainText::new(cut(text, max)).into()
 }
 

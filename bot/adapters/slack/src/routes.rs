@@ -1,0 +1,175 @@
+//! The three HTTP endpoints Slack calls. Each verifies the signature, reads just enough to
+//! recognise a repeat, records the request with its job in one transaction, and answers: nothing on
+//! this path waits on Slack, a model or a PSA. The job worker does the rest.
+
+use crate::inbound::{self, Envelope, Malformed, Parsed};
+use crate::verify::{RequestVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use rf_core::Store;
+use rf_core::domain::{InstallationRef, Platform};
+use rf_core::engine::Wake;
+use rf_core::ids::AccountId;
+use rf_core::jobs::{Job, NewJob};
+use rf_core::time::Clock;
+use std::sync::Arc;
+
+/// What the endpoints need.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    verifier: RequestVerifier,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    wake: Option<Wake>,
+    /// With a single bot token: the account requests from a not-yet-connected workspace are
+    /// recorded under (the job checks the workspace is the token's before connecting it).
+    single_workspace: Option<AccountId>,
+}
+
+impl Ingress {
+    pub fn new(verifier: RequestVerifier, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            verifier,
+            store,
+            clock,
+            wake: None,
+            single_workspace: None,
+        }
+    }
+
+    /// Wakes the local job worker after a request was recorded.
+    pub fn with_wake(mut self, wake: Wake) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    pub fn with_single_workspace(mut self, account: AccountId) -> Self {
+        self.single_workspace = Some(account);
+        self
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        self.verifier
+            .verify(header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER), body)
+            .map_err(|rejection| {
+                if rejection.is_unauthorized() {
+                    tracing::warn!(reason = %rejection, "rejected a Slack request");
+                    // No detail for whoever sent it.
+                    StatusCode::UNAUTHORIZED.into_response()
+                } else {
+                    tracing::error!(reason = %rejection, "cannot verify Slack requests");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            })
+    }
+
+    async fn accept(&self, envelope: Envelope, headers: &HeaderMap) -> Response {
+        let installation = InstallationRef {
+            platform: Platform::Slack,
+            external_id: envelope.team.clone(),
+        };
+        let account = match self.store.find_installation(&installation).await {
+            Ok(Some((account, _))) => account,
+            Ok(None) => match self.single_workspace {
+                Some(account) => account,
+                None => {
+                    tracing::info!(slack.team = %envelope.team, "request from a workspace that is not connected");
+                    return (
+                        StatusCode::OK,
+                        "This Slack workspace is not connected to ResolutionFlow. Ask an admin to install the app.",
+                    )
+                        .into_response();
+                }
+            },
+            Err(e) => return unavailable(&e),
+        };
+        let now = self.clock.now();
+        let job = NewJob::now(
+            account,
+            Job::Inbound {
+                platform: Platform::Slack,
+                lane: envelope.lane,
+                event: envelope.payload,
+            },
+            now,
+        );
+        match self
+            .store
+            .accept_inbound("slack", &envelope.keys, job, now)
+            .await
+        {
+            Ok(true) => {
+                if let Some(wake) = &self.wake {
+                    (wake.0)();
+                }
+            }
+            Ok(false) => {
+                let retry = headers
+                    .get("x-slack-retry-num")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info!(keys = ?envelope.keys, retry, "repeated Slack delivery ignored");
+            }
+            Err(e) => return unavailable(&e),
+        }
+        StatusCode::OK.into_response()
+    }
+
+    async fn answer(&self, headers: &HeaderMap, parsed: Result<Parsed, Malformed>) -> Response {
+        match parsed {
+            Ok(Parsed::Challenge(challenge)) => {
+                axum::Json(serde_json::json!({ "challenge": challenge })).into_response()
+            }
+            Ok(Parsed::Accept(envelope)) => self.accept(envelope, headers).await,
+            Ok(Parsed::Ignore(what)) => {
+                tracing::debug!(%what, "Slack request ignored");
+                StatusCode::OK.into_response()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed Slack request");
+                (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+            }
+        }
+    }
+}
+
+/// The database is down: Slack retries events later, and nothing is lost.
+fn unavailable(error: &rf_core::StoreError) -> Response {
+    tracing::error!(%error, "could not record a Slack request");
+    StatusCode::SERVICE_UNAVAILABLE.into_response()
+}
+
+async fn events(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(rejected) = ingress.verify(&headers, &body) {
+        return rejected;
+    }
+    ingress.answer(&headers, inbound::parse_event(&body)).await
+}
+
+async fn commands(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(rejected) = ingress.verify(&headers, &body) {
+        return rejected;
+    }
+    ingress.answer(&headers, inbound::parse_command(&body)).await
+}
+
+async fn interactions(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(rejected) = ingress.verify(&headers, &body) {
+        return rejected;
+    }
+    ingress.answer(&headers, inbound::parse_interaction(&body)).await
+}
+
+/// `POST /slack/events`, `/slack/commands` and `/slack/interactions`.
+pub fn router(ingress: Ingress) -> Router {
+    Router::new()
+        .route("/slack/events", post(events))
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .with_state(ingress)
+}
