@@ -310,6 +310,8 @@ pub fn binary() -> PathBuf {
     binary
 }
 
+pub mod process;
+pub mod slack;
 pub mod smtp;
 
 /// The repository's `flows/` folder.

@@ -5,31 +5,14 @@ use rf_core::domain::{ChatIdentity, Platform, Role, RoleAssignment};
 use rf_core::outbox::{DeliveryChannel, DeliveryStatus};
 use rf_core::team::{LadderAction, LadderStep, When};
 use rf_core::time::{Clock, SystemClock};
+use rf_tests::TestDb;
+use rf_tests::process::{MASTER_KEY, command, serve};
 use rf_tests::smtp::SmtpSink;
-use rf_tests::{TestDb, binary};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
-
-const MASTER_KEY: &str = "bXVsdGktcmVwbGljYS10ZXN0LWtleS0zMi1ieXRlcyE=";
-
-/// The binary on the test database, with none of the caller's RF_* settings.
-fn command(db: &TestDb, dir: &std::path::Path) -> Command {
-    let mut command = Command::new(binary());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RF_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .current_dir(dir)
-        .env("RF_DATABASE_URL", &db.url)
-        .env("RF_MASTER_KEY", MASTER_KEY)
-        .env("RF_LOG", "warn");
-    command
-}
 
 /// Reads a child's stdout on a thread, line by line.
 fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
@@ -218,56 +201,15 @@ async fn a_process_killed_after_the_handoff_commits_delivers_once_after_restart(
     );
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(db: &TestDb, dir: &std::path::Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = command(db, dir)
-        .args(["serve", "--no-console"])
-        .env("RF_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RF_PUBLIC_URL", &url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, url };
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server at {} did not become ready", server.url);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_claims_across_two_server_processes_have_one_winner() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let (account, team) = prepare(&db).await;
-    let servers = [serve(&db, dir.path()).await, serve(&db, dir.path()).await];
+    let servers = [
+        serve(&db, dir.path(), &[]).await,
+        serve(&db, dir.path(), &[]).await,
+    ];
 
     // The test's own engine on the same database and master key: it escalates and mints links
     // that either server accepts.

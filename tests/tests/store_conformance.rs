@@ -610,5 +610,9 @@ async fn inbound_deliveries_are_recorded_once() {
             other => panic!("unexpected job {other:?}"),
         })
         .collect();
-    assert_eq!(seen, vec![1, 4], "only first deliveries have jobs, in order");
+    assert_eq!(
+        seen,
+        vec![1, 4],
+        "only first deliveries have jobs, in order"
+    );
 }

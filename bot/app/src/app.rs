@@ -19,6 +19,10 @@ use rf_core::engine::{Engine, Wake};
 use rf_core::flow::FlowSource;
 use rf_core::notify::Notifiers;
 use rf_core::time::{Clock, SystemClock};
+use rf_slack::client::{ApiSettings, SingleToken, SlackApi, SlackNotifier};
+use rf_slack::handler::SlackHandler;
+use rf_slack::routes::Ingress;
+use rf_slack::verify::RequestVerifier;
 use rf_store::{ConnectOptions, SqlStore};
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +46,8 @@ pub struct App {
     pub console: ConsoleNotifier,
     /// What this process did, for `/metrics`.
     pub counters: rf_core::counters::Counters,
+    /// Slack's endpoints, when Slack is configured.
+    pub slack: Option<Ingress>,
     /// The account the console and the CLI work in.
     pub account: Account,
     pub team: Team,
@@ -166,8 +172,30 @@ impl App {
         let port: Arc<dyn Store> = store.clone();
 
         let counters = rf_core::counters::Counters::new();
+        let feed = EventFeed::new(4096);
+        let worker_wake = Arc::new(tokio::sync::Notify::new());
+        let (wake_worker, wake_feed) = (worker_wake.clone(), feed.waker());
+        let wake = Wake(Arc::new(move || {
+            wake_worker.notify_one();
+            wake_feed.notify_one();
+        }));
+        let engine = Engine::new(port.clone(), clock.clone())
+            .with_links(Arc::new(token_keys.clone()), link_ttl)
+            .with_wake(wake.clone())
+            .with_counters(counters.clone());
+
         let console = ConsoleNotifier::new(Board::new());
-        let notifiers = Notifiers::new().with(Platform::Console, Arc::new(console.clone()));
+        let mut notifiers = Notifiers::new().with(Platform::Console, Arc::new(console.clone()));
+        let mut slack = None;
+        if let Some(secret) = config.slack.enabled() {
+            let (api, handler) = slack_api(&config, &engine, &account, &team)?;
+            notifiers = notifiers.with(Platform::Slack, Arc::new(SlackNotifier::new(api)));
+            let ingress = Ingress::new(RequestVerifier::new(secret), port.clone(), clock.clone())
+                .with_wake(wake.clone())
+                .with_single_workspace(account.id);
+            slack = Some((ingress, handler));
+            tracing::info!(api = %config.slack.api_url, command = %config.slack.command, "Slack enabled");
+        }
         let mut dispatcher = Dispatcher::new(port.clone(), clock.clone(), notifiers)
             .with_counters(counters.clone())
             .with_links(Arc::new(token_keys.clone()), link_ttl);
@@ -180,6 +208,12 @@ impl App {
                 "e-mail disabled (no [smtp] host); escalation e-mails are recorded as failed"
             ),
         }
+        let slack = slack.map(|(ingress, handler)| {
+            dispatcher = dispatcher
+                .clone()
+                .with_inbound(Platform::Slack, Arc::new(handler));
+            ingress
+        });
         let worker = Worker::new(
             port.clone(),
             clock.clone(),
@@ -187,17 +221,8 @@ impl App {
             Duration::from_secs(config.jobs.lease_seconds),
             Duration::from_millis(config.jobs.poll_interval_ms),
         )
+        .with_waker(worker_wake)
         .with_counters(counters.clone());
-        let feed = EventFeed::new(4096);
-        let (worker_wake, feed_wake) = (worker.waker(), feed.waker());
-        let wake = Wake(Arc::new(move || {
-            worker_wake.notify_one();
-            feed_wake.notify_one();
-        }));
-        let engine = Engine::new(port.clone(), clock.clone())
-            .with_links(Arc::new(token_keys.clone()), link_ttl)
-            .with_wake(wake)
-            .with_counters(counters.clone());
         let companion = CompanionState::new(
             engine.clone(),
             token_keys,
@@ -215,6 +240,7 @@ impl App {
             feed,
             console,
             counters,
+            slack,
             account,
             team,
         })
@@ -265,7 +291,11 @@ impl App {
         let counters = self.counters.clone();
         let store: Arc<dyn Store> = self.store.clone();
         let prometheus = axum::routing::get(move || prometheus(counters.clone(), store.clone()));
-        rf_companion::router(self.companion.clone())
+        let mut router = rf_companion::router(self.companion.clone());
+        if let Some(slack) = &self.slack {
+            router = router.merge(rf_slack::routes::router(slack.clone()));
+        }
+        router
             .route("/metrics", prometheus)
             .layer(RequestBodyLimitLayer::new(self.config.http.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(
@@ -291,6 +321,33 @@ impl App {
             .await
             .context("HTTP server failed")
     }
+}
+
+/// The Slack Web API client and the handler of Slack's requests.
+fn slack_api(
+    config: &Config,
+    engine: &Engine,
+    account: &Account,
+    team: &Team,
+) -> anyhow::Result<(SlackApi, SlackHandler)> {
+    use secrecy::ExposeSecret;
+    let token = config
+        .slack
+        .bot_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned())
+        .filter(|t| !t.is_empty())
+        .context("Slack is enabled (RF_SLACK_SIGNING_SECRET is set) but RF_SLACK_BOT_TOKEN is not: set the app's bot token (xoxb-…)")?;
+    let settings = ApiSettings {
+        api_url: config.slack.api_url.clone(),
+        rate_control: config.slack.rate_control,
+        timeout: Duration::from_secs(config.slack.timeout_seconds),
+    };
+    let api = SlackApi::new(&settings, Arc::new(SingleToken::new(token)))
+        .context("setting up the Slack Web API client")?;
+    let handler = SlackHandler::new(engine.clone(), api.clone(), config.slack.command.clone())
+        .with_single_workspace(account.id, team.id);
+    Ok((api, handler))
 }
 
 /// A database URL without its password, for logs.

@@ -18,8 +18,52 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     pub console: ConsoleConfig,
     pub smtp: SmtpConfig,
+    pub slack: SlackConfig,
     pub jobs: JobsConfig,
     pub log: LogConfig,
+}
+
+/// The Slack app. Disabled while `signing_secret` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The app's Signing Secret (Basic Information page): every request Slack sends is checked.
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<SecretString>,
+    /// The bot token (`xoxb-…`) of the one workspace this server serves.
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<SecretString>,
+    /// The Web API base URL.
+    pub api_url: String,
+    /// The slash command as configured in the app.
+    pub command: String,
+    /// Throttle calls to Slack's published rate tiers.
+    pub rate_control: bool,
+    /// How long one Web API call may take before it is retried later.
+    pub timeout_seconds: u64,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        Self {
+            signing_secret: None,
+            bot_token: None,
+            api_url: "https://slack.com/api".to_owned(),
+            command: "/rf".to_owned(),
+            rate_control: true,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl SlackConfig {
+    /// The signing secret, when Slack is configured.
+    pub fn enabled(&self) -> Option<&str> {
+        self.signing_secret
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// Outgoing e-mail (escalation fallback). Disabled while `host` is empty.
@@ -259,6 +303,10 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("smtp_username", "smtp.username"),
     ("smtp_password", "smtp.password"),
     ("smtp_from", "smtp.from"),
+    ("slack_signing_secret", "slack.signing_secret"),
+    ("slack_bot_token", "slack.bot_token"),
+    ("slack_api_url", "slack.api_url"),
+    ("slack_command", "slack.command"),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -270,6 +318,7 @@ const SECTIONS: &[&str] = &[
     "bootstrap",
     "console",
     "smtp",
+    "slack",
     "jobs",
     "log",
 ];

@@ -50,6 +50,12 @@ impl Worker {
         self
     }
 
+    /// Shares `wake` as the signal that new work was committed.
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
     /// Wakes the worker now (new work was committed).
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()

@@ -476,7 +476,9 @@ impl Effect {
             | Effect::Acknowledge { thread }
             | Effect::Document { thread, .. } => thread.platform,
             Effect::Post { channel, .. } => channel.platform,
-            Effect::Private { place, .. } | Effect::OpenForm { place, .. } => place.channel.platform,
+            Effect::Private { place, .. } | Effect::OpenForm { place, .. } => {
+                place.channel.platform
+            }
         }
     }
 
@@ -486,12 +488,18 @@ impl Effect {
             Effect::Reply { thread, .. }
             | Effect::Acknowledge { thread }
             | Effect::Document { thread, .. } => {
-                return format!("{}:{}:{}", thread.platform, thread.workspace, thread.channel);
+                return format!(
+                    "{}:{}:{}",
+                    thread.platform, thread.workspace, thread.channel
+                );
             }
             Effect::Post { channel, .. } => channel,
             Effect::Private { place, .. } | Effect::OpenForm { place, .. } => &place.channel,
         };
-        format!("{}:{}:{}", channel.platform, channel.workspace, channel.channel)
+        format!(
+            "{}:{}:{}",
+            channel.platform, channel.workspace, channel.channel
+        )
     }
 }
 

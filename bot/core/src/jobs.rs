@@ -46,10 +46,16 @@ pub enum Job {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "notice", rename_all = "snake_case")]
 pub enum ThreadNotice {
-    Claimed { by: String },
-    Released { by: String },
+    Claimed {
+        by: String,
+    },
+    Released {
+        by: String,
+    },
     /// The escalation card could not be posted yet (the platform rate-limited it).
-    Delayed { seconds: Option<u64> },
+    Delayed {
+        seconds: Option<u64>,
+    },
 }
 
 impl Job {

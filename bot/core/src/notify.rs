@@ -104,7 +104,10 @@ impl Notifiers {
 
 /// Carries out `effect` through `notifier`. A form can only be opened while the person's click is
 /// fresh, so a form that reaches this point becomes a private hint to type the command instead.
-pub async fn perform(notifier: &dyn Notifier, effect: &crate::effect::Effect) -> Result<(), NotifyError> {
+pub async fn perform(
+    notifier: &dyn Notifier,
+    effect: &crate::effect::Effect,
+) -> Result<(), NotifyError> {
     use crate::effect::Effect;
     match effect {
         Effect::Reply { thread, message } => notifier.reply(thread, message).await,

@@ -230,9 +230,14 @@ impl SlackApi {
         view: SlackView,
     ) -> Result<(), NotifyError> {
         let request = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
-        self.post::<_, Ignored>(workspace, "views.open", &request, &SLACK_TIER4_METHOD_CONFIG)
-            .await
-            .map(drop)
+        self.post::<_, Ignored>(
+            workspace,
+            "views.open",
+            &request,
+            &SLACK_TIER4_METHOD_CONFIG,
+        )
+        .await
+        .map(drop)
     }
 
     /// Who `user` is, and whether they administer the workspace.
@@ -474,7 +479,8 @@ mod tests {
                 retry_after: Some(Duration::from_secs(7))
             }
         );
-        let refused = SlackClientError::ApiError(SlackClientApiError::new("channel_not_found".into()));
+        let refused =
+            SlackClientError::ApiError(SlackClientApiError::new("channel_not_found".into()));
         assert!(matches!(
             classify("chat.postMessage", refused),
             NotifyError::Permanent(e) if e.contains("channel_not_found")

@@ -184,7 +184,9 @@ impl SlackHandler {
                     .await
                 {
                     Ok(()) => continue,
-                    Err(e) => tracing::warn!(error = %e, "could not open the modal; sending a hint"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not open the modal; sending a hint")
+                    }
                 }
             }
             if wait.is_none() {
@@ -210,7 +212,11 @@ impl SlackHandler {
             deferred.push(NewJob::at(account, Job::Perform { effect }, run_at));
         }
         if !deferred.is_empty()
-            && let Err(e) = self.engine.store().enqueue(deferred, self.engine.now()).await
+            && let Err(e) = self
+                .engine
+                .store()
+                .enqueue(deferred, self.engine.now())
+                .await
         {
             tracing::error!(error = %e, "could not queue effects for retry; they are lost");
         }
@@ -230,11 +236,19 @@ impl SlackHandler {
                 .store()
                 .disable_installation(&Self::installation(team), self.engine.now())
                 .await?;
-            tracing::info!(slack.team = team, disabled, event, "Slack workspace disconnected");
+            tracing::info!(
+                slack.team = team,
+                disabled,
+                event,
+                "Slack workspace disconnected"
+            );
             return Ok(());
         }
         if !self.connected(team).await? {
-            tracing::info!(slack.team = team, "request from a workspace that is not connected; ignored");
+            tracing::info!(
+                slack.team = team,
+                "request from a workspace that is not connected; ignored"
+            );
             return Ok(());
         }
         match kind {
@@ -302,12 +316,21 @@ impl SlackHandler {
                 let place = Place::from(&thread);
                 match self
                     .engine
-                    .command(&actor, &channel_ref(team, channel), &said, &self.command_name)
+                    .command(
+                        &actor,
+                        &channel_ref(team, channel),
+                        &said,
+                        &self.command_name,
+                    )
                     .await?
                 {
                     CommandOutcome::Respond(message) => {
-                        self.carry_out(actor.account_id, vec![private(&place, &actor, message)], None)
-                            .await;
+                        self.carry_out(
+                            actor.account_id,
+                            vec![private(&place, &actor, message)],
+                            None,
+                        )
+                        .await;
                     }
                     CommandOutcome::StartSession { problem } => {
                         let effects = self.engine.start(&actor, thread, &problem).await?;
@@ -321,7 +344,8 @@ impl SlackHandler {
     }
 
     async fn command(&self, _account: AccountId, team: &str, body: &Value) -> Handled {
-        let (Some(user), Some(channel)) = (text(body, "/user_id"), text(body, "/channel_id")) else {
+        let (Some(user), Some(channel)) = (text(body, "/user_id"), text(body, "/channel_id"))
+        else {
             return Err(Stop::Fail("command without user or channel".to_owned()));
         };
         let typed = text(body, "/text").unwrap_or_default();
@@ -335,8 +359,12 @@ impl SlackHandler {
             .await?
         {
             CommandOutcome::Respond(message) => {
-                self.carry_out(actor.account_id, vec![private(&place, &actor, message)], None)
-                    .await;
+                self.carry_out(
+                    actor.account_id,
+                    vec![private(&place, &actor, message)],
+                    None,
+                )
+                .await;
             }
             CommandOutcome::StartSession { problem } => {
                 // The session gets its own thread: a root message in the channel.

@@ -69,15 +69,14 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Malformed> {
         serde_json::from_slice(body).map_err(|e| malformed(format!("not JSON: {e}")))?;
     match value.get("type").and_then(Value::as_str) {
         Some("url_verification") => {
-            let challenge = str_at(&value, "/challenge").ok_or_else(|| malformed("no challenge"))?;
+            let challenge =
+                str_at(&value, "/challenge").ok_or_else(|| malformed("no challenge"))?;
             Ok(Parsed::Challenge(challenge.to_owned()))
         }
         Some("event_callback") => {
             let team = str_at(&value, "/team_id").ok_or_else(|| malformed("no team_id"))?;
             let event_id = str_at(&value, "/event_id").ok_or_else(|| malformed("no event_id"))?;
-            let event = value
-                .get("event")
-                .ok_or_else(|| malformed("no event"))?;
+            let event = value.get("event").ok_or_else(|| malformed("no event"))?;
             let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
             let channel = str_at(event, "/channel");
             let mut keys = vec![format!("event:{event_id}")];
@@ -86,7 +85,9 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Malformed> {
                 "message" => {
                     // Our own and other bots' posts, edits and deletions are not a tech typing.
                     if event.get("bot_id").is_some()
-                        || event.get("subtype").is_some_and(|s| s != "thread_broadcast")
+                        || event
+                            .get("subtype")
+                            .is_some_and(|s| s != "thread_broadcast")
                     {
                         return Ok(Parsed::Ignore(
                             "a bot message or a message change".to_owned(),
@@ -144,8 +145,8 @@ pub fn parse_interaction(body: &[u8]) -> Result<Parsed, Malformed> {
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v)
         .ok_or_else(|| malformed("no payload field"))?;
-    let value: Value =
-        serde_json::from_str(&payload).map_err(|e| malformed(format!("payload is not JSON: {e}")))?;
+    let value: Value = serde_json::from_str(&payload)
+        .map_err(|e| malformed(format!("payload is not JSON: {e}")))?;
     let team = str_at(&value, "/team/id")
         .or_else(|| str_at(&value, "/user/team_id"))
         .ok_or_else(|| malformed("no team"))?
@@ -192,7 +193,8 @@ mod tests {
 
     #[test]
     fn a_mention_is_keyed_by_event_and_by_message() {
-        let envelope = accepted(parse_event(include_bytes!("../fixtures/app_mention.json")).unwrap());
+        let envelope =
+            accepted(parse_event(include_bytes!("../fixtures/app_mention.json")).unwrap());
         assert_eq!(envelope.team, "T111");
         assert_eq!(
             envelope.keys,
@@ -208,7 +210,10 @@ mod tests {
             let mut event = serde_json::json!({
                 "type": "message", "channel": "C1", "user": "U1", "text": "hi", "ts": "2.0"
             });
-            event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            event
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             serde_json::to_vec(&serde_json::json!({
                 "type": "event_callback", "team_id": "T1", "event_id": "Ev1", "event": event
             }))
@@ -216,7 +221,9 @@ mod tests {
         };
         let ignored = |body: Vec<u8>| matches!(parse_event(&body).unwrap(), Parsed::Ignore(_));
         assert!(ignored(message(serde_json::json!({}))));
-        assert!(ignored(message(serde_json::json!({ "thread_ts": "1.0", "bot_id": "B1" }))));
+        assert!(ignored(message(
+            serde_json::json!({ "thread_ts": "1.0", "bot_id": "B1" })
+        )));
         assert!(ignored(message(
             serde_json::json!({ "thread_ts": "1.0", "subtype": "message_changed" })
         )));
@@ -253,7 +260,10 @@ mod tests {
         assert_eq!(envelope.team, "T111");
         assert_eq!(envelope.lane, "slack:T111:C111");
         assert_eq!(envelope.keys, vec!["trigger:111.222.valid"]);
-        assert_eq!(envelope.payload["body"]["actions"][0]["value"], "click_me_123");
+        assert_eq!(
+            envelope.payload["body"]["actions"][0]["value"],
+            "click_me_123"
+        );
         assert!(parse_interaction(b"payload=%7Bnope").is_err());
         assert!(matches!(
             parse_interaction(b"payload=%7B%22type%22%3A%22view_closed%22%2C%22team%22%3A%7B%22id%22%3A%22T1%22%7D%7D")

@@ -155,14 +155,18 @@ async fn commands(State(ingress): State<Ingress>, headers: HeaderMap, body: Byte
     if let Err(rejected) = ingress.verify(&headers, &body) {
         return rejected;
     }
-    ingress.answer(&headers, inbound::parse_command(&body)).await
+    ingress
+        .answer(&headers, inbound::parse_command(&body))
+        .await
 }
 
 async fn interactions(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(rejected) = ingress.verify(&headers, &body) {
         return rejected;
     }
-    ingress.answer(&headers, inbound::parse_interaction(&body)).await
+    ingress
+        .answer(&headers, inbound::parse_interaction(&body))
+        .await
 }
 
 /// `POST /slack/events`, `/slack/commands` and `/slack/interactions`.

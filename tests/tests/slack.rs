@@ -1,0 +1,624 @@
+//! Slack end to end: the real binary, requests signed exactly as Slack signs them, and a local fake
+//! of the Slack Web API that records every call.
+
+use rf_tests::TestDb;
+use rf_tests::process::{Server, serve};
+use rf_tests::slack::{Call, FakeSlack, Fault, SlackSender, unix_now};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const TEAM: &str = "T111";
+const HELPDESK: &str = "C111";
+const ESCALATIONS: &str = "CESC";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Slack {
+    fake: FakeSlack,
+    send: SlackSender,
+    server: Server,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Slack {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSlack::start(TEAM).await;
+    fake.add_user("UADMIN", "Dana", true);
+    fake.add_user("UJANE", "Jane", false);
+    fake.add_user("USAM", "Sam", false);
+    fake.add_user("UALEX", "Alex", false);
+    let server = serve(
+        &db,
+        dir.path(),
+        &[
+            ("RF_SLACK_SIGNING_SECRET", SECRET),
+            ("RF_SLACK_BOT_TOKEN", "xoxb-test-token"),
+            ("RF_SLACK_API_URL", &fake.api_url),
+            ("RF_SLACK__RATE_CONTROL", "false"),
+            ("RF_SLACK__TIMEOUT_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let send = SlackSender::new(&server.url, SECRET);
+    Slack {
+        fake,
+        send,
+        server,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+fn command_fields<'a>(
+    user: &'a str,
+    channel: &'a str,
+    text: &'a str,
+    trigger: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("token", "verification_token"),
+        ("team_id", TEAM),
+        ("team_domain", "acme"),
+        ("channel_id", channel),
+        ("channel_name", "helpdesk"),
+        ("user_id", user),
+        ("user_name", user),
+        ("command", "/rf"),
+        ("text", text),
+        ("api_app_id", "A111"),
+        ("response_url", "https://hooks.slack.com/commands/T111/1/x"),
+        ("trigger_id", trigger),
+    ]
+}
+
+/// A click on `value` in the message `message` (a posted call), as Slack sends it.
+fn click(user: &str, message: &Call, ts: &str, value: &str, trigger: &str) -> Value {
+    let channel = message.body["channel"].as_str().unwrap();
+    let mut container = json!({
+        "type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false
+    });
+    let mut posted = json!({ "type": "message", "ts": ts, "text": message.body["text"], "blocks": message.body["blocks"] });
+    if let Some(thread) = message.body["thread_ts"].as_str() {
+        container["thread_ts"] = json!(thread);
+        posted["thread_ts"] = json!(thread);
+    }
+    let action_id = message.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["value"] == value)
+        .map(|e| e["action_id"].clone())
+        .expect("the button is in the message");
+    json!({
+        "type": "block_actions",
+        "user": { "id": user, "username": user, "name": user, "team_id": TEAM },
+        "api_app_id": "A111",
+        "token": "verification_token",
+        "container": container,
+        "trigger_id": trigger,
+        "team": { "id": TEAM, "domain": "acme" },
+        "channel": { "id": channel, "name": "helpdesk" },
+        "message": posted,
+        "state": { "values": {} },
+        "response_url": "https://hooks.slack.com/actions/T111/1/x",
+        "actions": [{
+            "action_id": action_id, "block_id": "b1", "type": "button", "value": value,
+            "text": { "type": "plain_text", "text": "button" }, "action_ts": format!("{}.000100", unix_now())
+        }]
+    })
+}
+
+/// The `ts` Slack gave a posted message.
+fn ts_of(call: &Call) -> String {
+    call.response["ts"].as_str().unwrap().to_owned()
+}
+
+fn button(call: &Call, action: &str) -> Option<String> {
+    call.buttons()
+        .into_iter()
+        .map(|(_, value)| value)
+        .find(|value| value.contains(&format!("\"a\":\"{action}\"")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_journey_over_signed_http() {
+    let slack = start().await;
+    let (fake, send) = (&slack.fake, &slack.send);
+
+    // An admin points the team's escalations at #escalations.
+    let r = send
+        .command(&command_fields(
+            "UADMIN",
+            ESCALATIONS,
+            "escalations here",
+            "t-1",
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let said = fake
+        .wait_for(
+            "chat.postEphemeral",
+            1,
+            |c| c.body["user"] == "UADMIN",
+            WAIT,
+        )
+        .await;
+    assert!(
+        said[0].text().contains("Escalation cards"),
+        "{}",
+        said[0].text()
+    );
+
+    // Jane starts a session: a root message in the channel, the first step in its thread.
+    let r = send
+        .command(&command_fields(
+            "UJANE",
+            HELPDESK,
+            "Outlook keeps asking for my password",
+            "t-2",
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let root = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"].is_null() && c.body["channel"] == HELPDESK,
+            WAIT,
+        )
+        .await
+        .remove(0);
+    assert!(
+        root.text().contains("Outlook keeps asking for my password"),
+        "{}",
+        root.text()
+    );
+    assert_eq!(
+        root.authorization.as_deref(),
+        Some("Bearer xoxb-test-token")
+    );
+    let first = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| !c.body["thread_ts"].is_null(),
+            WAIT,
+        )
+        .await
+        .remove(0);
+    let thread = first.body["thread_ts"].as_str().unwrap().to_owned();
+    assert!(first.text().contains("Troubleshooting"), "{}", first.text());
+
+    // Clicking buttons walks the flow: pick the suggested flow, then answer its first question.
+    let pick = button(&first, "pick_flow").expect("a flow is suggested");
+    let ts = ts_of(&first);
+    send.interaction(&click("UJANE", &first, &ts, &pick, "t-3"))
+        .await;
+    let step = fake
+        .wait_for(
+            "chat.postMessage",
+            2,
+            |c| c.body["thread_ts"] == thread.as_str(),
+            WAIT,
+        )
+        .await
+        .remove(1);
+    let answer = step
+        .buttons()
+        .into_iter()
+        .map(|(_, v)| v)
+        .find(|v| v.contains("\"a\":\"answer\"") || v.contains("\"a\":\"checklist\""))
+        .expect("the flow's first step has answers");
+    let ts = ts_of(&step);
+    send.interaction(&click("UJANE", &step, &ts, &answer, "t-4"))
+        .await;
+    let next = fake
+        .wait_for(
+            "chat.postMessage",
+            3,
+            |c| c.body["thread_ts"] == thread.as_str(),
+            WAIT,
+        )
+        .await
+        .remove(2);
+
+    // The suggested fix did not help: the bot offers to escalate.
+    let broken = next
+        .buttons()
+        .into_iter()
+        .map(|(_, v)| v)
+        .find(|v| v.contains("\"fixed\":false"))
+        .unwrap_or_else(|| panic!("a Still broken button in {}", next.body));
+    send.interaction(&click("UJANE", &next, &ts_of(&next), &broken, "t-4b"))
+        .await;
+    let next = fake
+        .wait_for(
+            "chat.postMessage",
+            4,
+            |c| c.body["thread_ts"] == thread.as_str(),
+            WAIT,
+        )
+        .await
+        .remove(3);
+
+    // Escalate: the modal opens with the click's trigger id; submitting it posts the card.
+    let escalate =
+        button(&next, "escalate").unwrap_or_else(|| panic!("an Escalate button in {}", next.body));
+    let ts = ts_of(&next);
+    send.interaction(&click("UJANE", &next, &ts, &escalate, "t-5"))
+        .await;
+    let view = fake
+        .wait_for("views.open", 1, |_| true, WAIT)
+        .await
+        .remove(0);
+    assert_eq!(view.body["trigger_id"], "t-5");
+    assert_eq!(view.body["view"]["callback_id"], "rf_form");
+    let submission = json!({
+        "type": "view_submission",
+        "team": { "id": TEAM, "domain": "acme" },
+        "user": { "id": "UJANE", "username": "jane", "name": "jane", "team_id": TEAM },
+        "api_app_id": "A111",
+        "trigger_id": "t-6",
+        "view": {
+            "id": "V0001", "team_id": TEAM, "type": "modal",
+            "callback_id": "rf_form",
+            "private_metadata": view.body["view"]["private_metadata"],
+            "state": { "values": {
+                "reason": { "reason": { "type": "plain_text_input", "value": "Prompts continue after a new profile" } },
+                "priority": { "priority": { "type": "static_select",
+                    "selected_option": { "text": { "type": "plain_text", "text": "High" }, "value": "high" } } }
+            } },
+            "hash": "1", "title": { "type": "plain_text", "text": "Escalate" }
+        },
+        "response_urls": []
+    });
+    assert_eq!(send.interaction(&submission).await.status(), 200);
+    let card = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["channel"] == ESCALATIONS,
+            WAIT,
+        )
+        .await
+        .remove(0);
+    assert!(
+        card.text().contains("Prompts continue after a new profile"),
+        "{}",
+        card.text()
+    );
+    let claim = button(&card, "claim").expect("a Claim button");
+
+    // Two seniors click Claim at the same moment: one wins.
+    let card_ts = ts_of(&card);
+    let (sam, alex) = (
+        click("USAM", &card, &card_ts, &claim, "t-7"),
+        click("UALEX", &card, &card_ts, &claim, "t-8"),
+    );
+    let (a, b) = tokio::join!(send.interaction(&sam), send.interaction(&alex));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let updated = fake
+        .wait_for("chat.update", 1, |c| c.text().contains("Claimed by"), WAIT)
+        .await;
+    let winner = if updated[0].text().contains("Sam") {
+        "USAM"
+    } else {
+        "UALEX"
+    };
+    let loser = if winner == "USAM" { "UALEX" } else { "USAM" };
+    let lost = fake
+        .wait_for(
+            "chat.postEphemeral",
+            1,
+            |c| c.body["user"] == loser && c.text().contains("Already claimed by"),
+            WAIT,
+        )
+        .await;
+    assert_eq!(lost.len(), 1);
+    let invited = fake
+        .wait_for("conversations.invite", 1, |_| true, WAIT)
+        .await;
+    assert_eq!(invited[0].body["channel"], HELPDESK);
+    assert!(
+        invited[0].body["users"].to_string().contains(winner),
+        "{}",
+        invited[0].body
+    );
+    let read_in = fake
+        .wait_for("chat.postEphemeral", 1, |c| c.body["user"] == winner, WAIT)
+        .await;
+    assert!(
+        read_in[0].text().contains("Prompts continue"),
+        "{}",
+        read_in[0].text()
+    );
+    // Only one claim won: the card says one name, and nobody else was told they won.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let updates = fake.calls_to("chat.update");
+    assert!(
+        updates.iter().all(|c| !c.text().contains("Claimed by")
+            || c.text()
+                .contains(if winner == "USAM" { "Sam" } else { "Alex" })),
+        "every card update names the one winner"
+    );
+    assert!(
+        fake.calls_to("chat.postEphemeral")
+            .iter()
+            .filter(|c| c.body["user"] == loser)
+            .all(|c| c.text().contains("Already claimed")),
+        "the loser was never read in"
+    );
+
+    // `/rf metrics` answers privately with a link that opens the companion.
+    send.command(&command_fields("UADMIN", HELPDESK, "metrics", "t-9"))
+        .await;
+    let metrics = fake
+        .wait_for(
+            "chat.postEphemeral",
+            1,
+            |c| c.body["user"] == "UADMIN" && c.text().contains("/auth/link"),
+            WAIT,
+        )
+        .await
+        .remove(0);
+    let text = metrics.text();
+    let start = text.find(&slack.server.url).expect("a link to this server");
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, '>' | '|' | ')'))
+        .collect();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = browser.get(&link).send().await.unwrap();
+    assert_eq!(opened.status(), 303, "{link}");
+    assert!(opened.headers().get("set-cookie").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_stale_requests_get_401_and_do_nothing() {
+    let slack = start().await;
+    let body = serde_json::to_vec(&json!({
+        "type": "event_callback", "team_id": TEAM, "event_id": "EvForged",
+        "event": { "type": "app_mention", "user": "UJANE", "text": "<@UBOT> printer offline",
+                   "ts": "1700000000.000001", "channel": HELPDESK, "event_ts": "1700000000.000001" }
+    }))
+    .unwrap();
+    let forged = slack
+        .send
+        .send_as(
+            "/slack/events",
+            "application/json",
+            body.clone(),
+            "not-the-secret",
+            unix_now(),
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status(), 401);
+    assert!(
+        forged.text().await.unwrap().is_empty(),
+        "no detail for a forger"
+    );
+    let stale = slack
+        .send
+        .send_as(
+            "/slack/events",
+            "application/json",
+            body.clone(),
+            SECRET,
+            unix_now() - 6 * 60,
+            &[],
+        )
+        .await;
+    assert_eq!(stale.status(), 401);
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/slack/commands", slack.server.url))
+        .body("text=hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    // The one properly signed copy is handled.
+    let good = slack
+        .send
+        .send_as(
+            "/slack/events",
+            "application/json",
+            body,
+            SECRET,
+            unix_now(),
+            &[],
+        )
+        .await;
+    assert_eq!(good.status(), 200);
+    slack
+        .fake
+        .wait_for("chat.postMessage", 1, |_| true, WAIT)
+        .await;
+    assert!(slack.fake.calls_to("chat.postMessage").len() == 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_verification_is_answered_and_garbage_is_a_400() {
+    let slack = start().await;
+    let r = slack
+        .send
+        .event(&json!({ "token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV", "type": "url_verification" }))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV"
+    );
+    let garbage = slack
+        .send
+        .send_as(
+            "/slack/events",
+            "application/json",
+            b"{not json".to_vec(),
+            SECRET,
+            unix_now(),
+            &[],
+        )
+        .await;
+    assert_eq!(garbage.status(), 400);
+    let unknown = slack
+        .send
+        .event(&json!({ "type": "event_callback", "team_id": TEAM, "event_id": "EvNew",
+                        "event": { "type": "brand_new_event", "blocks": [{ "type": "future_block" }] } }))
+        .await;
+    assert_eq!(
+        unknown.status(),
+        200,
+        "unknown events are acknowledged and ignored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_delivered_three_times_is_handled_once() {
+    let slack = start().await;
+    let event = |event_id: &str| {
+        json!({
+            "token": "verification_token", "team_id": TEAM, "api_app_id": "A111",
+            "type": "event_callback", "event_id": event_id, "event_time": unix_now(),
+            "event": { "type": "app_mention", "user": "UJANE", "text": "<@UBOT> the printer shows offline",
+                       "ts": "1700000000.000200", "channel": HELPDESK, "event_ts": "1700000000.000200" }
+        })
+    };
+    let body = serde_json::to_vec(&event("Ev0001")).unwrap();
+    for retry in ["", "1", "2"] {
+        let headers: Vec<(&str, String)> = if retry.is_empty() {
+            vec![]
+        } else {
+            vec![
+                ("x-slack-retry-num", retry.to_owned()),
+                ("x-slack-retry-reason", "http_timeout".to_owned()),
+            ]
+        };
+        let r = slack
+            .send
+            .send_as(
+                "/slack/events",
+                "application/json",
+                body.clone(),
+                SECRET,
+                unix_now(),
+                &headers,
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    // Slack also re-sends the same message under a new event id.
+    assert_eq!(slack.send.event(&event("Ev0002")).await.status(), 200);
+    slack
+        .fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == "1700000000.000200",
+            WAIT,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let replies = slack
+        .fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["thread_ts"] == "1700000000.000200")
+        .count();
+    assert_eq!(replies, 1, "one session, one first step");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_post_is_delivered_once_after_retry_after() {
+    let slack = start().await;
+    slack.fake.fail_next(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after: Some(2),
+        },
+    );
+    slack
+        .send
+        .command(&command_fields(
+            "UJANE",
+            HELPDESK,
+            "vpn will not connect",
+            "t-1",
+        ))
+        .await;
+    let root = slack
+        .fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"].is_null(),
+            WAIT,
+        )
+        .await;
+    let attempts = slack.fake.calls_to("chat.postMessage");
+    let limited = attempts
+        .iter()
+        .find(|c| c.status == 429)
+        .expect("the first post was rate-limited");
+    assert!(
+        root[0].at.duration_since(limited.at) >= Duration::from_secs(2),
+        "waited for Retry-After"
+    );
+    slack
+        .fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| !c.body["thread_ts"].is_null(),
+            WAIT,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let roots = slack
+        .fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.ok() && c.body["thread_ts"].is_null())
+        .count();
+    assert_eq!(roots, 1, "delivered once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_answers_within_3_s_while_slack_stalls() {
+    let slack = start().await;
+    slack.fake.stall(Some(Duration::from_secs(30)));
+    let timed = |started: Instant| started.elapsed();
+    let started = Instant::now();
+    let r = slack
+        .send
+        .command(&command_fields("UJANE", HELPDESK, "printer offline", "t-1"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(timed(started) < Duration::from_secs(3));
+    let started = Instant::now();
+    let r = slack
+        .send
+        .event(
+            &json!({ "type": "event_callback", "team_id": TEAM, "event_id": "EvStall",
+            "event": { "type": "app_mention", "user": "UJANE", "text": "<@UBOT> dns fails",
+                       "ts": "1700000000.000900", "channel": HELPDESK } }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(timed(started) < Duration::from_secs(3));
+    let started = Instant::now();
+    let r = slack
+        .send
+        .interaction(&json!({ "type": "block_actions", "team": { "id": TEAM }, "user": { "id": "UJANE", "team_id": TEAM },
+            "trigger_id": "t-2", "channel": { "id": HELPDESK }, "container": { "type": "message", "message_ts": "1.1", "channel_id": HELPDESK },
+            "actions": [{ "action_id": "rf:1", "type": "button", "value": "{\"a\":\"claim\",\"handoff\":\"0191e0a0-0000-7000-8000-000000000000\"}" }] }))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(timed(started) < Duration::from_secs(3));
+}
