@@ -94,7 +94,8 @@ pub enum Fault {
 #[derive(Debug, Default)]
 struct Inner {
     calls: Vec<Call>,
-    faults: HashMap<String, VecDeque<Fault>>,
+    /// Per method: (only in this channel, fault), in turn.
+    faults: HashMap<String, VecDeque<(Option<String>, Fault)>>,
     stall: Option<Duration>,
     users: HashMap<String, Value>,
     next_ts: u64,
@@ -148,13 +149,22 @@ impl FakeSlack {
 
     /// The next call of `method` fails with `fault` (queued: several calls fail in turn).
     pub fn fail_next(&self, method: &str, fault: Fault) {
+        self.queue_fault(method, None, fault);
+    }
+
+    /// The next call of `method` about `channel` fails with `fault`.
+    pub fn fail_next_in(&self, method: &str, channel: &str, fault: Fault) {
+        self.queue_fault(method, Some(channel.to_owned()), fault);
+    }
+
+    fn queue_fault(&self, method: &str, channel: Option<String>, fault: Fault) {
         self.inner
             .lock()
             .unwrap()
             .faults
             .entry(method.to_owned())
             .or_default()
-            .push_back(fault);
+            .push_back((channel, fault));
     }
 
     /// Every call waits `stall` before it is answered (`None`: answer at once).
@@ -240,7 +250,13 @@ async fn answer(
     }
     let (fault, stall) = {
         let mut inner = fake.inner.lock().unwrap();
-        let fault = inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
+        let channel = parsed["channel"].as_str().unwrap_or_default();
+        let fault = inner.faults.get_mut(&method).and_then(|queue| {
+            let at = queue
+                .iter()
+                .position(|(only, _)| only.as_deref().is_none_or(|c| c == channel))?;
+            queue.remove(at).map(|(_, fault)| fault)
+        });
         (fault, inner.stall)
     };
     if let Some(stall) = stall {

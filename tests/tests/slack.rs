@@ -622,3 +622,145 @@ async fn every_webhook_answers_within_3_s_while_slack_stalls() {
     assert_eq!(r.status(), 200);
     assert!(timed(started) < Duration::from_secs(3));
 }
+
+/// A message typed in a thread, as the Events API delivers it.
+fn typed(event_id: &str, user: &str, thread: &str, ts: &str, text: &str) -> Value {
+    json!({
+        "token": "verification_token", "team_id": TEAM, "api_app_id": "A111",
+        "type": "event_callback", "event_id": event_id, "event_time": unix_now(),
+        "event": { "type": "message", "user": user, "text": text, "ts": ts,
+                   "thread_ts": thread, "channel": HELPDESK, "channel_type": "channel",
+                   "event_ts": ts, "client_msg_id": event_id }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shortcut_starts_a_session_and_a_rate_limited_escalation_tells_the_thread() {
+    let slack = start().await;
+    let (fake, send) = (&slack.fake, &slack.send);
+    send.command(&command_fields(
+        "UADMIN",
+        ESCALATIONS,
+        "escalations here",
+        "t-1",
+    ))
+    .await;
+    fake.wait_for("chat.postEphemeral", 1, |_| true, WAIT).await;
+
+    // "Troubleshoot this" on a user's message starts a session in that message's thread.
+    let shortcut = json!({
+        "type": "message_action", "callback_id": "rf_troubleshoot", "trigger_id": "t-2",
+        "team": { "id": TEAM, "domain": "acme" },
+        "user": { "id": "UJANE", "username": "jane", "team_id": TEAM },
+        "channel": { "id": HELPDESK, "name": "helpdesk" },
+        "message": { "type": "message", "user": "UCLIENT", "ts": "1700000100.000100",
+                     "text": "my mapped drive is missing since this morning" },
+        "response_url": "https://hooks.slack.com/app/T111/1/x"
+    });
+    assert_eq!(send.interaction(&shortcut).await.status(), 200);
+    let thread = "1700000100.000100";
+    let first = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread,
+            WAIT,
+        )
+        .await
+        .remove(0);
+    assert!(first.text().contains("mapped drive"), "{}", first.text());
+
+    // Typed messages in the thread are recorded; chatter elsewhere is not looked at.
+    send.event(&typed(
+        "Ev10",
+        "UJANE",
+        thread,
+        "1700000100.000200",
+        "fact the drive maps fine for other users",
+    ))
+    .await;
+    send.event(&typed(
+        "Ev11",
+        "UJANE",
+        "1600000000.000001",
+        "1700000100.000250",
+        "unrelated chatter",
+    ))
+    .await;
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| c.text().contains("Fact recorded: the drive maps fine"),
+        WAIT,
+    )
+    .await;
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| c.text().contains("Fact recorded: the drive maps fine"),
+        WAIT,
+    )
+    .await;
+    // Slack rate-limits the escalation card once, asking for a 1 s wait.
+    fake.fail_next_in(
+        "chat.postMessage",
+        ESCALATIONS,
+        Fault::RateLimited {
+            retry_after: Some(1),
+        },
+    );
+    send.event(&typed(
+        "Ev12",
+        "UJANE",
+        thread,
+        "1700000100.000300",
+        "escalate high GPO drive mapping fails for one user",
+    ))
+    .await;
+    let notice = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread && c.text().contains("delayed"),
+            WAIT,
+        )
+        .await;
+    assert!(
+        notice[0].text().contains("rate-limiting"),
+        "{}",
+        notice[0].text()
+    );
+    let card = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["channel"] == ESCALATIONS,
+            WAIT,
+        )
+        .await;
+    assert!(
+        card[0].text().contains("GPO drive mapping fails"),
+        "{}",
+        card[0].text()
+    );
+    let limited = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .find(|c| c.status == 429)
+        .unwrap();
+    assert!(card[0].at.duration_since(limited.at) >= Duration::from_secs(1));
+    assert_eq!(
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .filter(|c| c.ok() && c.body["channel"] == ESCALATIONS)
+            .count(),
+        1,
+        "the card is posted once"
+    );
+    assert!(
+        fake.calls_to("users.info")
+            .iter()
+            .all(|c| c.body["user"] != "UCLIENT"),
+        "nobody is looked up for chatter"
+    );
+}
