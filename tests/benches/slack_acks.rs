@@ -1,0 +1,225 @@
+//! Slack acknowledgement benchmark (not a timed test): 200 signed `block_actions` requests sent at
+//! once to `/slack/interactions`, while the job worker handles them against a fake Slack Web API.
+//! Measured per request: time to Slack's 200. Three conditions, five rounds each:
+//! - baseline: 200 concurrent `GET /healthz` (the HTTP stack alone);
+//! - Slack answering normally;
+//! - Slack stalling every call for 30 s (the ack must not notice).
+//!
+//! `cargo bench -p rf-tests --bench slack_acks` (PostgreSQL as well when `RF_TEST_DATABASE_URL`
+//! names a server). Prints medians and percentiles.
+
+use rf_core::time::SystemClock;
+use rf_tests::slack::{Call, FakeSlack, SlackSender, unix_now};
+use rf_tests::{TestApp, TestDb};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-signing-secret";
+const CLICKS: usize = 200;
+const ROUNDS: usize = 5;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[(((sorted.len() as f64) * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Summary {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    wall: Duration,
+}
+
+fn summarise(mut latencies: Vec<Duration>, wall: Duration) -> Summary {
+    latencies.sort();
+    Summary {
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: *latencies.last().unwrap(),
+        wall,
+    }
+}
+
+fn print(label: &str, rounds: &[Summary]) {
+    let median = |f: fn(&Summary) -> Duration| {
+        let mut values: Vec<Duration> = rounds.iter().map(f).collect();
+        values.sort();
+        values[values.len() / 2]
+    };
+    let wall = median(|s| s.wall);
+    println!(
+        "  {label:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  {:>6.0} acks/s (medians of {ROUNDS} rounds)",
+        ms(median(|s| s.p50)),
+        ms(median(|s| s.p99)),
+        ms(median(|s| s.max)),
+        CLICKS as f64 / wall.as_secs_f64()
+    );
+}
+
+/// A click on the first button of `message`, by `user`, with its own trigger id.
+fn click(message: &Call, user: &str, trigger: &str) -> serde_json::Value {
+    let button = message.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["type"] == "button")
+        .expect("a button");
+    json!({
+        "type": "block_actions",
+        "user": { "id": user, "team_id": "T111" },
+        "team": { "id": "T111" },
+        "trigger_id": trigger,
+        "channel": { "id": "C111" },
+        "container": { "type": "message", "channel_id": "C111",
+                       "message_ts": message.response["ts"], "thread_ts": message.body["thread_ts"] },
+        "message": { "ts": message.response["ts"], "thread_ts": message.body["thread_ts"] },
+        "actions": [{ "action_id": button["action_id"], "type": "button", "value": button["value"],
+                      "action_ts": format!("{}.000001", unix_now()) }]
+    })
+}
+
+async fn burst(requests: Vec<reqwest::RequestBuilder>) -> (Vec<Duration>, Duration) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let started = Instant::now();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let at = Instant::now();
+                let response = request.send().await.expect("answered");
+                assert_eq!(response.status(), 200);
+                at.elapsed()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.push(task.await.unwrap());
+    }
+    (latencies, started.elapsed())
+}
+
+async fn bench(db: TestDb) {
+    let fake = FakeSlack::start("T111").await;
+    for i in 0..CLICKS {
+        fake.add_user(&format!("U{i:04}"), &format!("Tech {i}"), false);
+    }
+    let api_url = fake.api_url.clone();
+    let app = TestApp::start_with(&db, Arc::new(SystemClock), move |config| {
+        config.jobs.enabled = true;
+        config.slack.signing_secret = Some(SECRET.into());
+        config.slack.bot_token = Some("xoxb-bench".into());
+        config.slack.api_url = api_url;
+        config.slack.rate_control = false;
+        config.slack.timeout_seconds = 2;
+        config.log.level = "error".into();
+    })
+    .await;
+    let send = SlackSender::new(&app.base_url, SECRET);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLICKS)
+        .build()
+        .unwrap();
+
+    let mut baseline = Vec::new();
+    let mut normal = Vec::new();
+    let mut stalled = Vec::new();
+    for round in 0..ROUNDS {
+        // A fresh session and its first step, to click on.
+        fake.stall(None);
+        let before = fake.calls_to("chat.postMessage").len();
+        send.command(&[
+            ("team_id", "T111"),
+            ("channel_id", "C111"),
+            ("user_id", "U0000"),
+            ("command", "/rf"),
+            ("text", "printer shows offline"),
+            ("trigger_id", &format!("cmd-{round}")),
+        ])
+        .await;
+        let step = fake
+            .wait_for(
+                "chat.postMessage",
+                before + 2,
+                |_| true,
+                Duration::from_secs(30),
+            )
+            .await
+            .pop()
+            .unwrap();
+
+        let requests = (0..CLICKS)
+            .map(|_| http.get(format!("{}/healthz", app.base_url)))
+            .collect();
+        let (latencies, wall) = burst(requests).await;
+        baseline.push(summarise(latencies, wall));
+
+        for (stall, results) in [
+            (None, &mut normal),
+            (Some(Duration::from_secs(30)), &mut stalled),
+        ] {
+            fake.stall(stall);
+            let requests = (0..CLICKS)
+                .map(|i| {
+                    let payload = click(
+                        &step,
+                        &format!("U{i:04}"),
+                        &format!("r{round}-{stall:?}-{i}"),
+                    );
+                    let body =
+                        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+                    let ts = unix_now();
+                    http.post(format!("{}/slack/interactions", app.base_url))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("x-slack-request-timestamp", ts.to_string())
+                        .header(
+                            "x-slack-signature",
+                            rf_tests::slack::sign(SECRET, ts, body.as_bytes()),
+                        )
+                        .body(body)
+                })
+                .collect();
+            let (latencies, wall) = burst(requests).await;
+            results.push(summarise(latencies, wall));
+        }
+    }
+    // Let the worker finish (stalled calls time out after 2 s and are retried later).
+    fake.stall(None);
+    println!(
+        "slack acks on {} ({CLICKS} concurrent requests):",
+        db.backend()
+    );
+    print("GET /healthz (baseline)", &baseline);
+    print("block_actions, Slack ok", &normal);
+    print("block_actions, Slack stalled", &stalled);
+    let p50 = |rounds: &[Summary]| {
+        let mut v: Vec<Duration> = rounds.iter().map(|s| s.p50).collect();
+        v.sort();
+        ms(v[v.len() / 2])
+    };
+    println!(
+        "  ratios: ack/baseline p50 {:.2}x, stalled/ok p50 {:.2}x",
+        p50(&normal) / p50(&baseline),
+        p50(&stalled) / p50(&normal)
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        bench(TestDb::sqlite().await).await;
+        if std::env::var(rf_tests::POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
+            bench(TestDb::new().await).await;
+        }
+    });
+}
