@@ -98,6 +98,8 @@ struct Inner {
     faults: HashMap<String, VecDeque<(Option<String>, Fault)>>,
     stall: Option<Duration>,
     users: HashMap<String, Value>,
+    /// OAuth codes that can be exchanged once: code → (team, team name, bot token).
+    grants: HashMap<String, (String, String, String)>,
     next_ts: u64,
 }
 
@@ -144,6 +146,14 @@ impl FakeSlack {
                 "profile": { "display_name": name, "real_name": name,
                              "email": format!("{}@acme.test", name.to_lowercase()) }
             }),
+        );
+    }
+
+    /// An OAuth `code` that `oauth.v2.access` exchanges (once) for `token` in workspace `team`.
+    pub fn grant(&self, code: &str, team: &str, team_name: &str, token: &str) {
+        self.inner.lock().unwrap().grants.insert(
+            code.to_owned(),
+            (team.to_owned(), team_name.to_owned(), token.to_owned()),
         );
     }
 
@@ -346,6 +356,15 @@ impl FakeSlack {
                 "view": { "id": "V0001", "team_id": self.team, "type": "modal",
                           "callback_id": body["view"]["callback_id"], "hash": ts }
             }),
+            "oauth.v2.access" => match body["code"].as_str().and_then(|c| inner.grants.remove(c)) {
+                Some((team, name, token)) => json!({
+                    "ok": true, "access_token": token, "token_type": "bot",
+                    "scope": "commands,chat:write", "bot_user_id": "UBOT", "app_id": "A111",
+                    "team": { "id": team, "name": name }, "enterprise": null,
+                    "is_enterprise_install": false, "authed_user": { "id": "UINSTALLER" }
+                }),
+                None => json!({ "ok": false, "error": "invalid_code" }),
+            },
             "users.info" => {
                 let user = body["user"].as_str().unwrap_or_default();
                 match inner.users.get(user) {

@@ -764,3 +764,153 @@ async fn a_shortcut_starts_a_session_and_a_rate_limited_escalation_tells_the_thr
         "nobody is looked up for chatter"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_disconnects_it() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSlack::start(TEAM).await;
+    fake.add_user("UINSTALLER", "Iris", true);
+    let token = "xoxb-globex-bot-token-0123456789";
+    fake.grant("code-1", "T222", "Globex", token);
+    let server = serve(
+        &db,
+        dir.path(),
+        &[
+            ("RF_SLACK_SIGNING_SECRET", SECRET),
+            ("RF_SLACK_CLIENT_ID", "111.222"),
+            ("RF_SLACK_CLIENT_SECRET", "client-secret"),
+            ("RF_SLACK_API_URL", &fake.api_url),
+            ("RF_SLACK__RATE_CONTROL", "false"),
+        ],
+    )
+    .await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // "Add to Slack" sends the browser to Slack's consent page with a state bound to a cookie.
+    let start = browser
+        .get(format!("{}/slack/install", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303);
+    let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        location
+            .as_str()
+            .starts_with("https://slack.com/oauth/v2/authorize?")
+    );
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "111.222");
+    assert!(query["scope"].contains("chat:write") && query["scope"].contains("commands"));
+    assert_eq!(
+        query["redirect_uri"],
+        format!("{}/slack/oauth/callback", server.url)
+    );
+    let state = query["state"].clone();
+    let cookie = start.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let callback = |state: &str, cookie: Option<&str>| {
+        let mut request = browser.get(format!(
+            "{}/slack/oauth/callback?code=code-1&state={}",
+            server.url,
+            url::form_urlencoded::byte_serialize(state.as_bytes()).collect::<String>()
+        ));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    // Without the browser's cookie, or with a tampered state: refused, and no code is spent.
+    assert_eq!(callback(&state, None).await.unwrap().status(), 400);
+    let flipped = if state.ends_with('0') { '1' } else { '0' };
+    let tampered = format!("{}{flipped}", &state[..state.len() - 1]);
+    assert_eq!(
+        callback(&tampered, Some(&cookie)).await.unwrap().status(),
+        400
+    );
+    assert!(fake.calls_to("oauth.v2.access").is_empty());
+    let done = callback(&state, Some(&cookie)).await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("Globex is connected"));
+    let exchange = fake.calls_to("oauth.v2.access").remove(0);
+    assert_eq!(exchange.body["code"], "code-1");
+    assert!(exchange.authorization.unwrap().starts_with("Basic "));
+
+    // The new workspace works with its own token.
+    let send = SlackSender::new(&server.url, SECRET);
+    let mut fields = command_fields("UINSTALLER", "CG1", "help", "t-1");
+    fields[1] = ("team_id", "T222");
+    assert_eq!(send.command(&fields).await.status(), 200);
+    let help = fake
+        .wait_for(
+            "chat.postEphemeral",
+            1,
+            |c| c.body["channel"] == "CG1",
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        help[0].authorization.as_deref(),
+        Some(format!("Bearer {token}").as_str())
+    );
+
+    // The token is stored sealed: not in the database in plain text.
+    let store = db.port();
+    let place = rf_core::domain::InstallationRef {
+        platform: rf_core::domain::Platform::Slack,
+        external_id: "T222".into(),
+    };
+    let sealed = store
+        .installation_secret(&place, "slack_bot_token")
+        .await
+        .unwrap()
+        .expect("a stored token");
+    assert!(sealed.starts_with("v1:") && !sealed.contains(token));
+    if let Some(path) = db.url.strip_prefix("sqlite://") {
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "plaintext token in {file}"
+                );
+            }
+        }
+    }
+
+    // Uninstalled: the workspace is disconnected and its requests are no longer handled.
+    let uninstalled = json!({
+        "token": "verification_token", "team_id": "T222", "api_app_id": "A111",
+        "type": "event_callback", "event_id": "EvUninstall", "event_time": unix_now(),
+        "event": { "type": "app_uninstalled" }
+    });
+    assert_eq!(send.event(&uninstalled).await.status(), 200);
+    let deadline = Instant::now() + WAIT;
+    while store.find_installation(&place).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the workspace was not disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = fake.calls().len();
+    let mut fields = command_fields("UINSTALLER", "CG1", "help", "t-2");
+    fields[1] = ("team_id", "T222");
+    let answer = send.command(&fields).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("not connected"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.calls().len(),
+        before,
+        "nothing sent for an uninstalled workspace"
+    );
+}

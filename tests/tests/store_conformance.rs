@@ -616,3 +616,65 @@ async fn inbound_deliveries_are_recorded_once() {
         "only first deliveries have jobs, in order"
     );
 }
+
+#[tokio::test]
+async fn installations_attach_disable_and_keep_sealed_secrets() {
+    let db = TestDb::new().await;
+    let store = db.port();
+    let (acct, team) = rf_tests::account(store.as_ref(), "Acme").await.unwrap();
+    let slack = rf_core::domain::InstallationRef {
+        platform: rf_core::domain::Platform::Slack,
+        external_id: "T777".into(),
+    };
+    assert!(store.find_installation(&slack).await.unwrap().is_none());
+    store
+        .attach_installation(&slack, acct.id, team.id, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_installation(&slack).await.unwrap(),
+        Some((acct.id, team.id))
+    );
+    store
+        .save_installation_secret(&slack, "bot_token", "v1:k:one", T0)
+        .await
+        .unwrap();
+    store
+        .save_installation_secret(&slack, "bot_token", "v1:k:two", T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .installation_secret(&slack, "bot_token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("v1:k:two")
+    );
+    // Uninstalled: not found, and its secret is not handed out.
+    assert!(store.disable_installation(&slack, T0).await.unwrap());
+    assert!(!store.disable_installation(&slack, T0).await.unwrap());
+    assert!(store.find_installation(&slack).await.unwrap().is_none());
+    assert!(
+        store
+            .installation_secret(&slack, "bot_token")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Re-installed into the same account; another account cannot take it over.
+    store
+        .attach_installation(&slack, acct.id, team.id, T0)
+        .await
+        .unwrap();
+    assert!(store.find_installation(&slack).await.unwrap().is_some());
+    let (other, other_team) = rf_tests::account(store.as_ref(), "Other").await.unwrap();
+    store
+        .attach_installation(&slack, other.id, other_team.id, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_installation(&slack).await.unwrap(),
+        Some((acct.id, team.id))
+    );
+}

@@ -19,10 +19,7 @@ use rf_core::engine::{Engine, Wake};
 use rf_core::flow::FlowSource;
 use rf_core::notify::Notifiers;
 use rf_core::time::{Clock, SystemClock};
-use rf_slack::client::{ApiSettings, SingleToken, SlackApi, SlackNotifier};
-use rf_slack::handler::SlackHandler;
-use rf_slack::routes::Ingress;
-use rf_slack::verify::RequestVerifier;
+use rf_slack::client::SlackNotifier;
 use rf_store::{ConnectOptions, SqlStore};
 use std::future::Future;
 use std::sync::Arc;
@@ -47,7 +44,7 @@ pub struct App {
     /// What this process did, for `/metrics`.
     pub counters: rf_core::counters::Counters,
     /// Slack's endpoints, when Slack is configured.
-    pub slack: Option<Ingress>,
+    pub slack: Option<Router>,
     /// The account the console and the CLI work in.
     pub account: Account,
     pub team: Team,
@@ -186,14 +183,21 @@ impl App {
 
         let console = ConsoleNotifier::new(Board::new());
         let mut notifiers = Notifiers::new().with(Platform::Console, Arc::new(console.clone()));
-        let mut slack = None;
-        if let Some(secret) = config.slack.enabled() {
-            let (api, handler) = slack_api(&config, &engine, &account, &team)?;
-            notifiers = notifiers.with(Platform::Slack, Arc::new(SlackNotifier::new(api)));
-            let ingress = Ingress::new(RequestVerifier::new(secret), port.clone(), clock.clone())
-                .with_wake(wake.clone())
-                .with_single_workspace(account.id);
-            slack = Some((ingress, handler));
+        let slack = crate::slack::build(
+            &config,
+            &master,
+            port.clone(),
+            clock.clone(),
+            &engine,
+            wake.clone(),
+            &account,
+            &team,
+        )?;
+        if let Some(parts) = &slack {
+            notifiers = notifiers.with(
+                Platform::Slack,
+                Arc::new(SlackNotifier::new(parts.api.clone())),
+            );
             tracing::info!(api = %config.slack.api_url, command = %config.slack.command, "Slack enabled");
         }
         let mut dispatcher = Dispatcher::new(port.clone(), clock.clone(), notifiers)
@@ -208,11 +212,11 @@ impl App {
                 "e-mail disabled (no [smtp] host); escalation e-mails are recorded as failed"
             ),
         }
-        let slack = slack.map(|(ingress, handler)| {
+        let slack = slack.map(|parts| {
             dispatcher = dispatcher
                 .clone()
-                .with_inbound(Platform::Slack, Arc::new(handler));
-            ingress
+                .with_inbound(Platform::Slack, Arc::new(parts.handler));
+            parts.routes
         });
         let worker = Worker::new(
             port.clone(),
@@ -293,7 +297,7 @@ impl App {
         let prometheus = axum::routing::get(move || prometheus(counters.clone(), store.clone()));
         let mut router = rf_companion::router(self.companion.clone());
         if let Some(slack) = &self.slack {
-            router = router.merge(rf_slack::routes::router(slack.clone()));
+            router = router.merge(slack.clone());
         }
         router
             .route("/metrics", prometheus)
@@ -321,33 +325,6 @@ impl App {
             .await
             .context("HTTP server failed")
     }
-}
-
-/// The Slack Web API client and the handler of Slack's requests.
-fn slack_api(
-    config: &Config,
-    engine: &Engine,
-    account: &Account,
-    team: &Team,
-) -> anyhow::Result<(SlackApi, SlackHandler)> {
-    use secrecy::ExposeSecret;
-    let token = config
-        .slack
-        .bot_token
-        .as_ref()
-        .map(|t| t.expose_secret().to_owned())
-        .filter(|t| !t.is_empty())
-        .context("Slack is enabled (RF_SLACK_SIGNING_SECRET is set) but RF_SLACK_BOT_TOKEN is not: set the app's bot token (xoxb-…)")?;
-    let settings = ApiSettings {
-        api_url: config.slack.api_url.clone(),
-        rate_control: config.slack.rate_control,
-        timeout: Duration::from_secs(config.slack.timeout_seconds),
-    };
-    let api = SlackApi::new(&settings, Arc::new(SingleToken::new(token)))
-        .context("setting up the Slack Web API client")?;
-    let handler = SlackHandler::new(engine.clone(), api.clone(), config.slack.command.clone())
-        .with_single_workspace(account.id, team.id);
-    Ok((api, handler))
 }
 
 /// A database URL without its password, for logs.

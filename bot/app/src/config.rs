@@ -30,9 +30,18 @@ pub struct SlackConfig {
     /// The app's Signing Secret (Basic Information page): every request Slack sends is checked.
     #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<SecretString>,
-    /// The bot token (`xoxb-…`) of the one workspace this server serves.
+    /// The bot token (`xoxb-…`) of the one workspace this server serves. Not needed when
+    /// workspaces install the app through OAuth (`client_id`, `client_secret`).
     #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
     pub bot_token: Option<SecretString>,
+    /// The app's Client ID, for "Add to Slack" (`/slack/install`) in many workspaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The app's Client Secret.
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretString>,
+    /// Slack's OAuth consent page.
+    pub authorize_url: String,
     /// The Web API base URL.
     pub api_url: String,
     /// The slash command as configured in the app.
@@ -48,6 +57,9 @@ impl Default for SlackConfig {
         Self {
             signing_secret: None,
             bot_token: None,
+            client_id: None,
+            client_secret: None,
+            authorize_url: "https://slack.com/oauth/v2/authorize".to_owned(),
             api_url: "https://slack.com/api".to_owned(),
             command: "/rf".to_owned(),
             rate_control: true,
@@ -307,6 +319,8 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("slack_bot_token", "slack.bot_token"),
     ("slack_api_url", "slack.api_url"),
     ("slack_command", "slack.command"),
+    ("slack_client_id", "slack.client_id"),
+    ("slack_client_secret", "slack.client_secret"),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -357,12 +371,20 @@ impl Config {
             None => {}
         }
         let env = Env::prefixed("RF_")
-            .filter(|key| env_key(key.as_str()).is_some())
+            .filter(|key| env_key(key.as_str()).is_some_and(|path| path != "slack.client_id"))
             .map(|key| env_key(key.as_str()).unwrap_or_default().into());
-        figment
+        let mut config: Config = figment
             .merge(env)
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        // Slack client ids look like numbers ("1234567890.1234567890") and must stay text.
+        if let Some(id) = ["RF_SLACK_CLIENT_ID", "RF_SLACK__CLIENT_ID"]
+            .iter()
+            .find_map(|key| std::env::var(key).ok())
+        {
+            config.slack.client_id = Some(id);
+        }
+        Ok(config)
     }
 
     /// The default configuration as a commented TOML file.

@@ -89,6 +89,92 @@ impl MasterKey {
     }
 }
 
+/// Encrypts secrets for storage (XChaCha20-Poly1305 with a key derived for one purpose), bound to
+/// what they belong to by associated data, as `v1:{key id}:{base64(nonce ‖ ciphertext)}`. The key
+/// id names the key, so a value sealed under another master key fails with a clear error, and keys
+/// can be rotated.
+#[derive(Clone)]
+pub struct Sealer {
+    key: [u8; 32],
+    key_id: String,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// The sealer for `purpose` (e.g. `slack-bot-tokens-v1`) under `master`.
+    pub fn new(master: &MasterKey, purpose: &str) -> Self {
+        use sha2::Digest;
+        let key = master.derive(purpose);
+        let key_id = hex::encode(&Sha256::digest(key)[..4]);
+        Self { key, key_id }
+    }
+
+    pub fn seal(&self, plaintext: &str, associated: &str) -> String {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        let cipher = XChaCha20Poly1305::new((&self.key).into());
+        let mut nonce = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let sealed = cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: associated.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        format!("v1:{}:{}", self.key_id, STANDARD.encode(out))
+    }
+
+    pub fn open(&self, sealed: &str, associated: &str) -> anyhow::Result<String> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        let mut parts = sealed.splitn(3, ':');
+        let (Some("v1"), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            bail!("a stored secret is not in the v1 format");
+        };
+        if key_id != self.key_id {
+            bail!(
+                "a stored secret was encrypted with another master key (key id {key_id}, this server has {}); set RF_MASTER_KEY to the key it was stored with",
+                self.key_id
+            );
+        }
+        let bytes = STANDARD
+            .decode(body)
+            .context("a stored secret is not valid base64")?;
+        if bytes.len() < 24 {
+            bail!("a stored secret is truncated");
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().context("a stored secret is truncated")?;
+        let plain = XChaCha20Poly1305::new((&self.key).into())
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "a stored secret failed authentication (tampered, or stored for something else)"
+                )
+            })?;
+        String::from_utf8(plain).context("a stored secret is not text")
+    }
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -126,6 +212,31 @@ pub fn check_strength(key: &MasterKey) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_same_key_and_owner() {
+        let master = MasterKey::generate();
+        let sealer = Sealer::new(&master, "slack-bot-tokens-v1");
+        let sealed = sealer.seal("xoxb-123-secret", "slack:T1");
+        assert!(sealed.starts_with("v1:"));
+        assert!(!sealed.contains("xoxb"));
+        assert_ne!(
+            sealed,
+            sealer.seal("xoxb-123-secret", "slack:T1"),
+            "fresh nonce"
+        );
+        assert_eq!(sealer.open(&sealed, "slack:T1").unwrap(), "xoxb-123-secret");
+        // Moved to another workspace's row: refused.
+        assert!(sealer.open(&sealed, "slack:T2").is_err());
+        // Another master key: a clear error, not garbage.
+        let other = Sealer::new(&MasterKey::generate(), "slack-bot-tokens-v1");
+        let error = other.open(&sealed, "slack:T1").unwrap_err().to_string();
+        assert!(error.contains("another master key"), "{error}");
+        // Tampered.
+        let mut tampered = sealed.clone();
+        tampered.replace_range(sealed.len() - 4.., "AAAA");
+        assert!(sealer.open(&tampered, "slack:T1").is_err());
+    }
 
     #[test]
     fn purposes_get_different_keys() {

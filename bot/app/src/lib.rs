@@ -12,3 +12,4 @@ pub mod flows;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod slack;

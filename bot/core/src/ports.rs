@@ -84,6 +84,22 @@ pub trait Store: Send + Sync + Debug + 'static {
         now: Timestamp,
     ) -> StoreResult<bool>;
 
+    /// Stores an installation's encrypted secret for `purpose` (replacing the previous one).
+    async fn save_installation_secret(
+        &self,
+        installation: &InstallationRef,
+        purpose: &str,
+        sealed: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// The encrypted secret of a connected installation, if any.
+    async fn installation_secret(
+        &self,
+        installation: &InstallationRef,
+        purpose: &str,
+    ) -> StoreResult<Option<String>>;
+
     async fn get_account(&self, account: AccountId) -> StoreResult<Account>;
 
     async fn get_team(&self, account: AccountId, team: TeamId) -> StoreResult<Team>;

@@ -367,6 +367,50 @@ impl Store for SqlStore {
         Ok(changed > 0)
     }
 
+    async fn save_installation_secret(
+        &self,
+        installation: &InstallationRef,
+        purpose: &str,
+        sealed: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO installation_secrets (platform, external_id, purpose, sealed, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (platform, external_id, purpose) DO UPDATE \
+             SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+        )
+        .bind(installation.platform.as_str())
+        .bind(installation.external_id.as_str())
+        .bind(purpose)
+        .bind(sealed)
+        .bind(now.as_millis())
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(db_err))
+    }
+
+    async fn installation_secret(
+        &self,
+        installation: &InstallationRef,
+        purpose: &str,
+    ) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT s.sealed FROM installation_secrets s \
+             JOIN installations i ON i.platform = s.platform AND i.external_id = s.external_id \
+             WHERE s.platform = $1 AND s.external_id = $2 AND s.purpose = $3 \
+               AND i.disabled_at IS NULL",
+        )
+        .bind(installation.platform.as_str())
+        .bind(installation.external_id.as_str())
+        .bind(purpose)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err))?;
+        Ok(row.map(|(sealed,)| sealed))
+    }
+
     async fn get_account(&self, account: AccountId) -> StoreResult<Account> {
         let row: AccountRow = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, name, created_at FROM accounts WHERE id = $1"

@@ -38,33 +38,29 @@ impl Default for ApiSettings {
     }
 }
 
-/// The bot token for a workspace.
+/// The bot token (`xoxb-…`) for a workspace.
 #[async_trait]
 pub trait TokenSource: Send + Sync + std::fmt::Debug {
-    async fn bot_token(&self, workspace: &str) -> Result<SlackApiToken, NotifyError>;
+    async fn bot_token(&self, workspace: &str) -> Result<String, NotifyError>;
 }
 
-/// One bot token for the one workspace this server serves (`RF_SLACK_BOT_TOKEN`).
-#[derive(Clone)]
-pub struct SingleToken(String);
-
-impl SingleToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
+/// What an OAuth install grants: the workspace and its bot token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub team_id: String,
+    pub team_name: String,
+    pub bot_token: String,
+    /// The Slack user who installed the app.
+    pub installer: String,
 }
 
-impl std::fmt::Debug for SingleToken {
+impl std::fmt::Debug for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SingleToken([REDACTED])")
-    }
-}
-
-#[async_trait]
-impl TokenSource for SingleToken {
-    async fn bot_token(&self, workspace: &str) -> Result<SlackApiToken, NotifyError> {
-        Ok(SlackApiToken::new(SlackApiTokenValue::new(self.0.clone()))
-            .with_team_id(SlackTeamId::new(workspace.to_owned())))
+        f.debug_struct("Grant")
+            .field("team_id", &self.team_id)
+            .field("team_name", &self.team_name)
+            .field("installer", &self.installer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -175,6 +171,12 @@ impl SlackApi {
         })
     }
 
+    async fn token(&self, workspace: &str) -> Result<SlackApiToken, NotifyError> {
+        let value = self.tokens.bot_token(workspace).await?;
+        Ok(SlackApiToken::new(SlackApiTokenValue::new(value))
+            .with_team_id(SlackTeamId::new(workspace.to_owned())))
+    }
+
     async fn post<RQ, RS>(
         &self,
         workspace: &str,
@@ -186,7 +188,7 @@ impl SlackApi {
         RQ: serde::Serialize + Send + Sync,
         RS: DeserializeOwned + Send,
     {
-        let token = self.tokens.bot_token(workspace).await?;
+        let token = self.token(workspace).await?;
         let session = self.client.open_session(&token);
         let call = session
             .http_session_api
@@ -242,7 +244,7 @@ impl SlackApi {
 
     /// Who `user` is, and whether they administer the workspace.
     pub async fn user(&self, workspace: &str, user: &str) -> Result<SlackPerson, NotifyError> {
-        let token = self.tokens.bot_token(workspace).await?;
+        let token = self.token(workspace).await?;
         let session = self.client.open_session(&token);
         let params = vec![("user", Some(user.to_owned()))];
         let call = session.http_session_api.http_get::<UserInfo, _, _>(
@@ -276,6 +278,42 @@ impl SlackApi {
             email: profile.email.filter(|e| !e.is_empty()),
             is_admin: record.is_admin || record.is_owner,
             is_bot: record.is_bot,
+        })
+    }
+
+    /// Exchanges an OAuth `code` for the workspace's bot token (`oauth.v2.access`).
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<Grant, NotifyError> {
+        let redirect = url::Url::parse(redirect_uri)
+            .map_err(|e| NotifyError::Permanent(format!("bad redirect URL: {e}")))?;
+        let request = SlackOAuthV2AccessTokenRequest::new(
+            client_id.into(),
+            client_secret.into(),
+            code.into(),
+        )
+        .with_redirect_uri(redirect);
+        let call = self.client.oauth2_access(&request);
+        let answer = match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(|e| classify("oauth.v2.access", e))?,
+            Err(_) => {
+                return Err(NotifyError::Transient(
+                    "oauth.v2.access timed out".to_owned(),
+                ));
+            }
+        };
+        Ok(Grant {
+            team_id: answer.team.id.to_string(),
+            team_name: answer
+                .team
+                .name
+                .unwrap_or_else(|| answer.team.id.to_string()),
+            bot_token: answer.access_token.to_string(),
+            installer: answer.authed_user.id.to_string(),
         })
     }
 
@@ -492,11 +530,5 @@ mod tests {
             classify("chat.update", down),
             NotifyError::Transient(_)
         ));
-    }
-
-    #[test]
-    fn tokens_are_not_printed() {
-        let token = SingleToken::new("xoxb-secret-value");
-        assert!(!format!("{token:?}").contains("secret"));
     }
 }

@@ -7,5 +7,6 @@ pub mod client;
 pub mod forms;
 pub mod handler;
 pub mod inbound;
+pub mod oauth;
 pub mod routes;
 pub mod verify;
