@@ -186,7 +186,6 @@ impl App {
         let slack = crate::slack::build(
             &config,
             &master,
-            port.clone(),
             clock.clone(),
             &engine,
             wake.clone(),

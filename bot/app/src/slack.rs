@@ -136,11 +136,9 @@ pub struct SlackParts {
 }
 
 /// Builds Slack from the configuration, or `None` when no signing secret is set.
-#[allow(clippy::too_many_arguments)]
 pub fn build(
     config: &Config,
     master: &MasterKey,
-    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     engine: &Engine,
     wake: Wake,
@@ -151,6 +149,7 @@ pub fn build(
     let Some(secret) = slack.enabled() else {
         return Ok(None);
     };
+    let store = engine.store().clone();
     let single = slack
         .bot_token
         .as_ref()

@@ -52,7 +52,7 @@ impl Ingress {
         self
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), StatusCode> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         self.verifier
             .verify(header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER), body)
@@ -60,10 +60,10 @@ impl Ingress {
                 if rejection.is_unauthorized() {
                     tracing::warn!(reason = %rejection, "rejected a Slack request");
                     // No detail for whoever sent it.
-                    StatusCode::UNAUTHORIZED.into_response()
+                    StatusCode::UNAUTHORIZED
                 } else {
                     tracing::error!(reason = %rejection, "cannot verify Slack requests");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    StatusCode::INTERNAL_SERVER_ERROR
                 }
             })
     }
@@ -144,29 +144,29 @@ fn unavailable(error: &rf_core::StoreError) -> Response {
     StatusCode::SERVICE_UNAVAILABLE.into_response()
 }
 
-async fn events(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(rejected) = ingress.verify(&headers, &body) {
-        return rejected;
+/// Verifies, then reads the body with `parse` and answers.
+async fn receive(
+    ingress: Ingress,
+    headers: HeaderMap,
+    body: Bytes,
+    parse: fn(&[u8]) -> Result<Parsed, Malformed>,
+) -> Response {
+    if let Err(status) = ingress.verify(&headers, &body) {
+        return status.into_response();
     }
-    ingress.answer(&headers, inbound::parse_event(&body)).await
+    ingress.answer(&headers, parse(&body)).await
+}
+
+async fn events(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+    receive(ingress, headers, body, inbound::parse_event).await
 }
 
 async fn commands(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(rejected) = ingress.verify(&headers, &body) {
-        return rejected;
-    }
-    ingress
-        .answer(&headers, inbound::parse_command(&body))
-        .await
+    receive(ingress, headers, body, inbound::parse_command).await
 }
 
 async fn interactions(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(rejected) = ingress.verify(&headers, &body) {
-        return rejected;
-    }
-    ingress
-        .answer(&headers, inbound::parse_interaction(&body))
-        .await
+    receive(ingress, headers, body, inbound::parse_interaction).await
 }
 
 /// `POST /slack/events`, `/slack/commands` and `/slack/interactions`.
