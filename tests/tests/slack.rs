@@ -914,3 +914,40 @@ async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_d
         "nothing sent for an uninstalled workspace"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_outage_is_retried_and_oversized_bodies_are_refused() {
+    let slack = start().await;
+    // Slack answers 503 once: the private answer is retried from the job queue and arrives once.
+    slack
+        .fake
+        .fail_next("chat.postEphemeral", Fault::Unavailable);
+    let r = slack
+        .send
+        .command(&command_fields("UJANE", HELPDESK, "help", "t-1"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let help = slack
+        .fake
+        .wait_for("chat.postEphemeral", 1, |c| c.body["user"] == "UJANE", WAIT)
+        .await;
+    assert!(help[0].text().contains("/rf"), "{}", help[0].text());
+    let attempts = slack.fake.calls_to("chat.postEphemeral");
+    assert_eq!(attempts.len(), 2, "one failure, one delivery");
+    assert_eq!(attempts[0].status, 503);
+
+    // The crate reads bodies unbounded; the server does not.
+    let huge = vec![b'a'; 3 * 1024 * 1024];
+    let r = slack
+        .send
+        .send_as(
+            "/slack/events",
+            "application/json",
+            huge,
+            SECRET,
+            unix_now(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 413);
+}
