@@ -100,6 +100,8 @@ struct Inner {
     users: HashMap<String, Value>,
     /// OAuth codes that can be exchanged once: code → (team, team name, bot token).
     grants: HashMap<String, (String, String, String)>,
+    /// Socket Mode acknowledgements received.
+    acks: Vec<Value>,
     next_ts: u64,
 }
 
@@ -110,7 +112,10 @@ pub struct FakeSlack {
     pub api_url: String,
     /// The workspace the bot token belongs to.
     pub team: String,
+    /// Where `apps.connections.open` sends Socket Mode clients.
+    pub socket_url: String,
     inner: Arc<Mutex<Inner>>,
+    envelopes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl FakeSlack {
@@ -118,14 +123,23 @@ impl FakeSlack {
     pub async fn start(team: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let sockets = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fake = Self {
             api_url: format!("http://{address}/api"),
             team: team.to_owned(),
+            socket_url: format!("ws://{}/link", sockets.local_addr().unwrap()),
             inner: Arc::new(Mutex::new(Inner {
                 next_ts: 1_700_000_000_000_100,
                 ..Inner::default()
             })),
+            envelopes: tokio::sync::broadcast::channel(64).0,
         };
+        let socket_fake = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = sockets.accept().await {
+                tokio::spawn(socket_fake.clone().socket_session(stream));
+            }
+        });
         let app = Router::new()
             .route("/api/{method}", axum::routing::any(answer))
             .with_state(fake.clone());
@@ -155,6 +169,63 @@ impl FakeSlack {
             code.to_owned(),
             (team.to_owned(), team_name.to_owned(), token.to_owned()),
         );
+    }
+
+    /// Sends a Socket Mode envelope to every connected client.
+    pub fn send_envelope(&self, envelope: &Value) {
+        let _ = self.envelopes.send(envelope.to_string());
+    }
+
+    /// Waits until the envelope `id` was acknowledged; `false` after `timeout`.
+    pub async fn acknowledged(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self
+                .inner
+                .lock()
+                .unwrap()
+                .acks
+                .iter()
+                .any(|a| a["envelope_id"] == id)
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// One Socket Mode connection: `hello`, then envelopes out and acknowledgements in.
+    async fn socket_session(self, stream: tokio::net::TcpStream) {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        let mut envelopes = self.envelopes.subscribe();
+        let hello = json!({ "type": "hello", "num_connections": 1,
+            "debug_info": { "host": "applink-fake", "approximate_connection_time": 18060 },
+            "connection_info": { "app_id": "A111" } });
+        if socket.send(Message::text(hello.to_string())).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                envelope = envelopes.recv() => match envelope {
+                    Ok(text) => if socket.send(Message::text(text)).await.is_err() { return },
+                    Err(_) => return,
+                },
+                incoming = socket.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Ok(ack) = serde_json::from_str::<Value>(&text) {
+                            self.inner.lock().unwrap().acks.push(ack);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+            }
+        }
     }
 
     /// The next call of `method` fails with `fault` (queued: several calls fail in turn).
@@ -326,6 +397,7 @@ impl FakeSlack {
         );
         let channel = body["channel"].as_str().unwrap_or_default().to_owned();
         match method {
+            "apps.connections.open" => json!({ "ok": true, "url": self.socket_url }),
             "auth.test" => json!({
                 "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "resolutionflow",
                 "team_id": self.team, "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": false

@@ -951,3 +951,108 @@ async fn a_slack_outage_is_retried_and_oversized_bodies_are_refused() {
         .await;
     assert_eq!(r.status(), 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_mode_receives_the_same_requests_and_acknowledges_them() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSlack::start(TEAM).await;
+    fake.add_user("UJANE", "Jane", false);
+    let server = serve(
+        &db,
+        dir.path(),
+        &[
+            ("RF_SLACK_APP_TOKEN", "xapp-1-test"),
+            ("RF_SLACK_BOT_TOKEN", "xoxb-test-token"),
+            ("RF_SLACK_API_URL", &fake.api_url),
+            ("RF_SLACK__RATE_CONTROL", "false"),
+        ],
+    )
+    .await;
+    // Connected with the app-level token; no HTTP endpoints without a signing secret.
+    let open = fake
+        .wait_for("apps.connections.open", 1, |_| true, WAIT)
+        .await;
+    assert_eq!(open[0].authorization.as_deref(), Some("Bearer xapp-1-test"));
+    let http = reqwest::Client::new()
+        .post(format!("{}/slack/events", server.url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http.status(), 404);
+
+    // The connection may still be saying hello: resend until the first envelope is acknowledged.
+    let command = json!({
+        "envelope_id": "env-1", "type": "slash_commands", "accepts_response_payload": true,
+        "payload": {
+            "token": "x", "team_id": TEAM, "team_domain": "acme", "channel_id": HELPDESK,
+            "channel_name": "helpdesk", "user_id": "UJANE", "user_name": "jane", "command": "/rf",
+            "text": "vpn will not connect", "api_app_id": "A111", "is_enterprise_install": "false",
+            "response_url": "https://hooks.slack.com/commands/T111/1/x", "trigger_id": "t-socket-1"
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    loop {
+        fake.send_envelope(&command);
+        if fake.acknowledged("env-1", Duration::from_millis(500)).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the command was never acknowledged"
+        );
+    }
+    let root = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"].is_null(),
+            WAIT,
+        )
+        .await;
+    assert!(
+        root[0].text().contains("vpn will not connect"),
+        "{}",
+        root[0].text()
+    );
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| !c.body["thread_ts"].is_null(),
+        WAIT,
+    )
+    .await;
+
+    // An event delivered twice over the socket (Slack's retry) is acknowledged twice, handled once.
+    let mention = |envelope: &str, retry: u32| {
+        json!({
+            "envelope_id": envelope, "type": "events_api", "accepts_response_payload": false,
+            "retry_attempt": retry, "retry_reason": if retry > 0 { "timeout" } else { "" },
+            "payload": {
+                "token": "x", "team_id": TEAM, "api_app_id": "A111", "type": "event_callback",
+                "event_id": "EvSocket1", "event_time": unix_now(),
+                "event": { "type": "app_mention", "user": "UJANE", "text": "<@UBOT> printer offline",
+                           "ts": "1700000300.000100", "channel": HELPDESK, "event_ts": "1700000300.000100" }
+            }
+        })
+    };
+    fake.send_envelope(&mention("env-2", 0));
+    assert!(fake.acknowledged("env-2", WAIT).await);
+    fake.send_envelope(&mention("env-3", 1));
+    assert!(fake.acknowledged("env-3", WAIT).await);
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| c.body["thread_ts"] == "1700000300.000100",
+        WAIT,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let replies = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["thread_ts"] == "1700000300.000100")
+        .count();
+    assert_eq!(replies, 1);
+}

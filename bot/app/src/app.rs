@@ -45,6 +45,8 @@ pub struct App {
     pub counters: rf_core::counters::Counters,
     /// Slack's endpoints, when Slack is configured.
     pub slack: Option<Router>,
+    /// Slack's Socket Mode connection, when an app-level token is configured.
+    pub slack_socket: Option<crate::slack::SocketSettings>,
     /// The account the console and the CLI work in.
     pub account: Account,
     pub team: Team,
@@ -211,12 +213,13 @@ impl App {
                 "e-mail disabled (no [smtp] host); escalation e-mails are recorded as failed"
             ),
         }
-        let slack = slack.map(|parts| {
-            dispatcher = dispatcher
-                .clone()
-                .with_inbound(Platform::Slack, Arc::new(parts.handler));
-            parts.routes
-        });
+        let (slack, slack_socket) = match slack {
+            Some(parts) => {
+                dispatcher = dispatcher.with_inbound(Platform::Slack, Arc::new(parts.handler));
+                (Some(parts.routes), parts.socket)
+            }
+            None => (None, None),
+        };
         let worker = Worker::new(
             port.clone(),
             clock.clone(),
@@ -244,6 +247,7 @@ impl App {
             console,
             counters,
             slack,
+            slack_socket,
             account,
             team,
         })
@@ -265,6 +269,9 @@ impl App {
         if worker {
             let worker = self.worker.clone();
             tasks.push(tokio::spawn(worker.run(stopped(watch.clone()))));
+        }
+        if let Some(socket) = self.slack_socket.clone() {
+            tasks.push(tokio::spawn(socket.run(stopped(watch.clone()))));
         }
         let feed = self.feed.clone();
         let store: Arc<dyn Store> = self.store.clone();

@@ -23,7 +23,8 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// The Slack app. Disabled while `signing_secret` is empty.
+/// The Slack app. Disabled while both `signing_secret` (HTTP) and `app_token` (Socket Mode) are
+/// empty.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SlackConfig {
@@ -34,6 +35,9 @@ pub struct SlackConfig {
     /// workspaces install the app through OAuth (`client_id`, `client_secret`).
     #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
     pub bot_token: Option<SecretString>,
+    /// An app-level token (`xapp-…`, `connections:write`): receive over Socket Mode instead of HTTP.
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<SecretString>,
     /// The app's Client ID, for "Add to Slack" (`/slack/install`) in many workspaces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
@@ -57,6 +61,7 @@ impl Default for SlackConfig {
         Self {
             signing_secret: None,
             bot_token: None,
+            app_token: None,
             client_id: None,
             client_secret: None,
             authorize_url: "https://slack.com/oauth/v2/authorize".to_owned(),
@@ -69,9 +74,17 @@ impl Default for SlackConfig {
 }
 
 impl SlackConfig {
-    /// The signing secret, when Slack is configured.
-    pub fn enabled(&self) -> Option<&str> {
+    /// The signing secret, when HTTP requests from Slack are accepted.
+    pub fn signing_secret(&self) -> Option<&str> {
         self.signing_secret
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The app-level token, when Slack is reached over Socket Mode.
+    pub fn app_token(&self) -> Option<&str> {
+        self.app_token
             .as_ref()
             .map(|s| s.expose_secret())
             .filter(|s| !s.is_empty())
@@ -319,6 +332,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("slack_bot_token", "slack.bot_token"),
     ("slack_api_url", "slack.api_url"),
     ("slack_command", "slack.command"),
+    ("slack_app_token", "slack.app_token"),
     ("slack_client_id", "slack.client_id"),
     ("slack_client_secret", "slack.client_secret"),
 ];

@@ -17,6 +17,7 @@ use rf_slack::client::{ApiSettings, Grant, SlackApi, TokenSource};
 use rf_slack::handler::SlackHandler;
 use rf_slack::oauth::{Installer, OAuthSettings};
 use rf_slack::routes::Ingress;
+use rf_slack::socket::SocketMode;
 use rf_slack::verify::RequestVerifier;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -133,6 +134,46 @@ pub struct SlackParts {
     pub api: SlackApi,
     pub handler: SlackHandler,
     pub routes: Router,
+    /// Socket Mode, when an app-level token is configured.
+    pub socket: Option<SocketSettings>,
+}
+
+/// What a Socket Mode connection needs.
+#[derive(Clone)]
+pub struct SocketSettings {
+    api: SlackApi,
+    token: String,
+    ingress: Ingress,
+}
+
+impl std::fmt::Debug for SocketSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SocketSettings { token: [REDACTED], .. }")
+    }
+}
+
+impl SocketSettings {
+    /// Keeps a Socket Mode connection open until `stop` resolves, retrying a failed start.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut attempt = 0;
+        let socket = loop {
+            attempt += 1;
+            match SocketMode::start(&self.api, &self.token, self.ingress.clone()).await {
+                Ok(socket) => break socket,
+                Err(error) => {
+                    let wait = rf_core::jobs::backoff(attempt);
+                    tracing::error!(%error, retry_in = ?wait, "could not open Slack Socket Mode");
+                    tokio::select! {
+                        () = &mut stop => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        };
+        stop.await;
+        socket.stop().await;
+    }
 }
 
 /// Builds Slack from the configuration, or `None` when no signing secret is set.
@@ -146,9 +187,10 @@ pub fn build(
     team: &Team,
 ) -> anyhow::Result<Option<SlackParts>> {
     let slack = &config.slack;
-    let Some(secret) = slack.enabled() else {
+    let (signing, app_token) = (slack.signing_secret(), slack.app_token());
+    if signing.is_none() && app_token.is_none() {
         return Ok(None);
-    };
+    }
     let store = engine.store().clone();
     let single = slack
         .bot_token
@@ -163,7 +205,7 @@ pub fn build(
     };
     if single.is_none() && oauth.is_none() {
         anyhow::bail!(
-            "Slack is enabled (RF_SLACK_SIGNING_SECRET is set) but has no way to act: set RF_SLACK_BOT_TOKEN for one workspace, or RF_SLACK_CLIENT_ID and RF_SLACK_CLIENT_SECRET for \"Add to Slack\""
+            "Slack is enabled but has no way to act: set RF_SLACK_BOT_TOKEN for one workspace, or RF_SLACK_CLIENT_ID and RF_SLACK_CLIENT_SECRET for \"Add to Slack\""
         );
     }
     let sealer = Sealer::new(master, "slack-bot-tokens-v1");
@@ -180,13 +222,23 @@ pub fn build(
     let api = SlackApi::new(&settings, Arc::new(tokens))
         .context("setting up the Slack Web API client")?;
     let mut handler = SlackHandler::new(engine.clone(), api.clone(), slack.command.clone());
-    let mut ingress =
-        Ingress::new(RequestVerifier::new(secret), store.clone(), clock.clone()).with_wake(wake);
+    let mut ingress = Ingress::new(store.clone(), clock.clone()).with_wake(wake);
+    if let Some(secret) = signing {
+        ingress = ingress.with_verifier(RequestVerifier::new(secret));
+    }
     if single.is_some() {
         handler = handler.with_single_workspace(account.id, team.id);
         ingress = ingress.with_single_workspace(account.id);
     }
-    let mut routes = rf_slack::routes::router(ingress);
+    let socket = app_token.map(|token| SocketSettings {
+        api: api.clone(),
+        token: token.to_owned(),
+        ingress: ingress.clone(),
+    });
+    let mut routes = match signing {
+        Some(_) => rf_slack::routes::router(ingress),
+        None => Router::new(),
+    };
     if let Some((client_id, client_secret)) = oauth {
         let settings = OAuthSettings {
             client_id,
@@ -215,5 +267,6 @@ pub fn build(
         api,
         handler,
         routes,
+        socket,
     }))
 }

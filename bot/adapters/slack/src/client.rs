@@ -171,6 +171,11 @@ impl SlackApi {
         })
     }
 
+    /// The underlying slack-morphism client (Socket Mode connects through it).
+    pub(crate) fn client(&self) -> Arc<SlackClient<SlackClientHyperHttpsConnector>> {
+        self.client.clone()
+    }
+
     async fn token(&self, workspace: &str) -> Result<SlackApiToken, NotifyError> {
         let value = self.tokens.bot_token(workspace).await?;
         Ok(SlackApiToken::new(SlackApiTokenValue::new(value))

@@ -67,6 +67,11 @@ fn envelope(kind: &str, team: String, keys: Vec<String>, lane: String, body: Val
 pub fn parse_event(body: &[u8]) -> Result<Parsed, Malformed> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| malformed(format!("not JSON: {e}")))?;
+    event_value(value)
+}
+
+/// An Events API payload (over HTTP or Socket Mode).
+pub fn event_value(value: Value) -> Result<Parsed, Malformed> {
     match value.get("type").and_then(Value::as_str) {
         Some("url_verification") => {
             let challenge =
@@ -122,7 +127,11 @@ pub fn parse_command(body: &[u8]) -> Result<Parsed, Malformed> {
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let value = Value::Object(map);
+    command_value(Value::Object(map))
+}
+
+/// A slash command's fields as a JSON object (over HTTP or Socket Mode).
+pub fn command_value(value: Value) -> Result<Parsed, Malformed> {
     let team = str_at(&value, "/team_id").ok_or_else(|| malformed("no team_id"))?;
     for field in ["/user_id", "/channel_id", "/command"] {
         str_at(&value, field).ok_or_else(|| malformed(format!("no {}", &field[1..])))?;
@@ -147,6 +156,11 @@ pub fn parse_interaction(body: &[u8]) -> Result<Parsed, Malformed> {
         .ok_or_else(|| malformed("no payload field"))?;
     let value: Value = serde_json::from_str(&payload)
         .map_err(|e| malformed(format!("payload is not JSON: {e}")))?;
+    interaction_value(value)
+}
+
+/// An interaction payload (over HTTP or Socket Mode).
+pub fn interaction_value(value: Value) -> Result<Parsed, Malformed> {
     let team = str_at(&value, "/team/id")
         .or_else(|| str_at(&value, "/user/team_id"))
         .ok_or_else(|| malformed("no team"))?

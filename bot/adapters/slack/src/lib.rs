@@ -9,4 +9,5 @@ pub mod handler;
 pub mod inbound;
 pub mod oauth;
 pub mod routes;
+pub mod socket;
 pub mod verify;

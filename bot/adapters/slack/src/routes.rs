@@ -10,18 +10,29 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use rf_core::Store;
 use rf_core::domain::{InstallationRef, Platform};
 use rf_core::engine::Wake;
 use rf_core::ids::AccountId;
 use rf_core::jobs::{Job, NewJob};
 use rf_core::time::Clock;
+use rf_core::{Store, StoreError};
 use std::sync::Arc;
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    /// Seen before (a retry, a re-delivery): nothing more to do.
+    Repeat,
+    /// From a workspace this server does not serve.
+    NotConnected,
+}
 
 /// What the endpoints need.
 #[derive(Debug, Clone)]
 pub struct Ingress {
-    verifier: RequestVerifier,
+    /// Checks HTTP requests; Socket Mode needs none.
+    verifier: Option<RequestVerifier>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     wake: Option<Wake>,
@@ -31,14 +42,20 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    pub fn new(verifier: RequestVerifier, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            verifier,
+            verifier: None,
             store,
             clock,
             wake: None,
             single_workspace: None,
         }
+    }
+
+    /// Checks HTTP requests against the app's signing secret.
+    pub fn with_verifier(mut self, verifier: RequestVerifier) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// Wakes the local job worker after a request was recorded.
@@ -54,7 +71,11 @@ impl Ingress {
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), StatusCode> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        self.verifier
+        let Some(verifier) = &self.verifier else {
+            tracing::error!("Slack HTTP requests arrived but no signing secret is configured");
+            return Err(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        verifier
             .verify(header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER), body)
             .map_err(|rejection| {
                 if rejection.is_unauthorized() {
@@ -68,25 +89,21 @@ impl Ingress {
             })
     }
 
-    async fn accept(&self, envelope: Envelope, headers: &HeaderMap) -> Response {
+    /// Records a request with its job, unless it is a repeat or its workspace is not connected.
+    pub async fn record(&self, envelope: Envelope, retry: &str) -> Result<Recorded, StoreError> {
         let installation = InstallationRef {
             platform: Platform::Slack,
             external_id: envelope.team.clone(),
         };
-        let account = match self.store.find_installation(&installation).await {
-            Ok(Some((account, _))) => account,
-            Ok(None) => match self.single_workspace {
+        let account = match self.store.find_installation(&installation).await? {
+            Some((account, _)) => account,
+            None => match self.single_workspace {
                 Some(account) => account,
                 None => {
                     tracing::info!(slack.team = %envelope.team, "request from a workspace that is not connected");
-                    return (
-                        StatusCode::OK,
-                        "This Slack workspace is not connected to ResolutionFlow. Ask an admin to install the app.",
-                    )
-                        .into_response();
+                    return Ok(Recorded::NotConnected);
                 }
             },
-            Err(e) => return unavailable(&e),
         };
         let now = self.clock.now();
         let job = NewJob::now(
@@ -98,26 +115,33 @@ impl Ingress {
             },
             now,
         );
-        match self
+        if self
             .store
             .accept_inbound("slack", &envelope.keys, job, now)
-            .await
+            .await?
         {
-            Ok(true) => {
-                if let Some(wake) = &self.wake {
-                    (wake.0)();
-                }
+            if let Some(wake) = &self.wake {
+                (wake.0)();
             }
-            Ok(false) => {
-                let retry = headers
-                    .get("x-slack-retry-num")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info!(keys = ?envelope.keys, retry, "repeated Slack delivery ignored");
-            }
-            Err(e) => return unavailable(&e),
+            Ok(Recorded::New)
+        } else {
+            tracing::info!(keys = ?envelope.keys, retry, "repeated Slack delivery ignored");
+            Ok(Recorded::Repeat)
         }
-        StatusCode::OK.into_response()
+    }
+
+    /// Takes a request that arrived over Socket Mode: `Err` leaves it unacknowledged, so Slack
+    /// sends it again.
+    pub async fn take(&self, parsed: Result<Parsed, Malformed>) -> Result<(), StoreError> {
+        match parsed {
+            Ok(Parsed::Accept(envelope)) => self.record(envelope, "socket").await.map(drop),
+            Ok(Parsed::Challenge(_) | Parsed::Ignore(_)) => Ok(()),
+            Err(e) => {
+                // Sending it again cannot make it readable.
+                tracing::warn!(error = %e, "malformed Slack request over Socket Mode");
+                Ok(())
+            }
+        }
     }
 
     async fn answer(&self, headers: &HeaderMap, parsed: Result<Parsed, Malformed>) -> Response {
@@ -125,7 +149,21 @@ impl Ingress {
             Ok(Parsed::Challenge(challenge)) => {
                 axum::Json(serde_json::json!({ "challenge": challenge })).into_response()
             }
-            Ok(Parsed::Accept(envelope)) => self.accept(envelope, headers).await,
+            Ok(Parsed::Accept(envelope)) => {
+                let retry = headers
+                    .get("x-slack-retry-num")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                match self.record(envelope, retry).await {
+                    Ok(Recorded::New | Recorded::Repeat) => StatusCode::OK.into_response(),
+                    Ok(Recorded::NotConnected) => (
+                        StatusCode::OK,
+                        "This Slack workspace is not connected to ResolutionFlow. Ask an admin to install the app.",
+                    )
+                        .into_response(),
+                    Err(e) => unavailable(&e),
+                }
+            }
             Ok(Parsed::Ignore(what)) => {
                 tracing::debug!(%what, "Slack request ignored");
                 StatusCode::OK.into_response()
@@ -139,7 +177,7 @@ impl Ingress {
 }
 
 /// The database is down: Slack retries events later, and nothing is lost.
-fn unavailable(error: &rf_core::StoreError) -> Response {
+fn unavailable(error: &StoreError) -> Response {
     tracing::error!(%error, "could not record a Slack request");
     StatusCode::SERVICE_UNAVAILABLE.into_response()
 }
