@@ -615,6 +615,14 @@ async fn inbound_deliveries_are_recorded_once() {
         vec![1, 4],
         "only first deliveries have jobs, in order"
     );
+    // Old keys are forgotten: the same event is new again.
+    assert_eq!(store.purge_inbound(T0.plus_millis(1)).await.unwrap(), 4);
+    assert!(
+        store
+            .accept_inbound("slack", &keys("Ev0001", "1.1"), job(5), T0)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,14 @@ pub struct Worker {
     poll: Duration,
     wake: Arc<Notify>,
     counters: rf_core::counters::Counters,
+    /// When inbound de-duplication keys were last purged (ms since the epoch).
+    purged_at: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// How long inbound de-duplication keys are kept: Slack retries for an hour at most.
+const INBOUND_KEPT_MILLIS: i64 = 24 * 3_600_000;
+/// How often they are purged.
+const PURGE_EVERY_MILLIS: i64 = 3_600_000;
 
 impl Worker {
     pub fn new(
@@ -41,6 +48,7 @@ impl Worker {
             poll,
             wake: Arc::new(Notify::new()),
             counters: rf_core::counters::Counters::new(),
+            purged_at: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         }
     }
 
@@ -137,10 +145,35 @@ impl Worker {
         }
     }
 
+    /// Forgets old inbound de-duplication keys, at most once an hour.
+    async fn purge(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.clock.now();
+        let last = self.purged_at.load(Ordering::Relaxed);
+        if now.as_millis() - last < PURGE_EVERY_MILLIS
+            || self
+                .purged_at
+                .compare_exchange(last, now.as_millis(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        match self
+            .store
+            .purge_inbound(now.plus_millis(-INBOUND_KEPT_MILLIS))
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "forgot old inbound delivery keys"),
+            Err(e) => tracing::warn!(error = %e, "could not purge old inbound delivery keys"),
+        }
+    }
+
     /// Runs until `shutdown` resolves: due jobs at once, then waits for new work or the poll interval.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            self.purge().await;
             self.run_due().await;
             tokio::select! {
                 () = &mut shutdown => break,

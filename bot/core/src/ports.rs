@@ -359,6 +359,9 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Records an inbound delivery under every one of its `keys` (an event id, a channel and
     /// message timestamp…) together with the job that handles it, in one transaction. `false`, and
     /// nothing recorded, when any key was seen before: a retried or re-sent delivery.
+    /// Forgets inbound deliveries recorded before `before` (platforms stop retrying long before).
+    async fn purge_inbound(&self, before: Timestamp) -> StoreResult<u64>;
+
     async fn accept_inbound(
         &self,
         source: &str,

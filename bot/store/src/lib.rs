@@ -1584,6 +1584,17 @@ impl Store for SqlStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn purge_inbound(&self, before: Timestamp) -> StoreResult<u64> {
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM inbound_events WHERE received_at < $1"
+        )
+        .bind(before.as_millis())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err))
+    }
+
     async fn accept_inbound(
         &self,
         source: &str,
