@@ -142,6 +142,7 @@ impl FakeSlack {
         });
         let app = Router::new()
             .route("/api/{method}", axum::routing::any(answer))
+            .route("/upload/{file}", axum::routing::post(upload))
             .with_state(fake.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -397,6 +398,16 @@ impl FakeSlack {
         );
         let channel = body["channel"].as_str().unwrap_or_default().to_owned();
         match method {
+            "files.getUploadURLExternal" => {
+                let file = format!("F{}", inner.next_ts);
+                json!({ "ok": true, "file_id": file,
+                        "upload_url": self.api_url.replace("/api", &format!("/upload/{file}")) })
+            }
+            "files.completeUploadExternal" => json!({
+                "ok": true,
+                "files": body["files"].as_array().cloned().unwrap_or_default().iter()
+                    .map(|f| json!({ "id": f["id"], "title": f["title"] })).collect::<Vec<_>>()
+            }),
             "apps.connections.open" => json!({ "ok": true, "url": self.socket_url }),
             "auth.test" => json!({
                 "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "resolutionflow",
@@ -447,6 +458,19 @@ impl FakeSlack {
             _ => json!({ "ok": false, "error": "unknown_method" }),
         }
     }
+}
+
+/// A file's bytes sent to the upload URL `files.getUploadURLExternal` handed out.
+async fn upload(State(fake): State<FakeSlack>, Path(file): Path<String>, body: Bytes) -> Response {
+    fake.inner.lock().unwrap().calls.push(Call {
+        method: "upload".to_owned(),
+        body: json!({ "file_id": file, "content": String::from_utf8_lossy(&body) }),
+        authorization: None,
+        at: Instant::now(),
+        status: 200,
+        response: Value::Null,
+    });
+    (StatusCode::OK, format!("OK - {}", body.len())).into_response()
 }
 
 /// Slack's `v0` signature of `body` at `timestamp`.

@@ -701,6 +701,31 @@ async fn a_shortcut_starts_a_session_and_a_rate_limited_escalation_tells_the_thr
         WAIT,
     )
     .await;
+    // The ticket note goes into the thread as a file.
+    send.event(&typed(
+        "Ev13",
+        "UJANE",
+        thread,
+        "1700000100.000260",
+        "export md",
+    ))
+    .await;
+    let complete = fake
+        .wait_for("files.completeUploadExternal", 1, |_| true, WAIT)
+        .await
+        .remove(0);
+    assert_eq!(complete.body["channel_id"], HELPDESK);
+    assert_eq!(complete.body["thread_ts"], thread);
+    let upload = fake.calls_to("upload").remove(0);
+    assert_eq!(upload.body["file_id"], complete.body["files"][0]["id"]);
+    assert!(
+        upload.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("the drive maps fine for other users"),
+        "{}",
+        upload.body["content"]
+    );
     // Slack rate-limits the escalation card once, asking for a 1 s wait.
     fake.fail_next_in(
         "chat.postMessage",

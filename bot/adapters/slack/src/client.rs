@@ -5,7 +5,7 @@
 use crate::blocks;
 use async_trait::async_trait;
 use rf_core::domain::{ChannelRef, Platform, ThreadKey};
-use rf_core::effect::{Message, Place};
+use rf_core::effect::{Document, Message, Place};
 use rf_core::notify::{MessageRef, Notifier, NotifyError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -286,6 +286,52 @@ impl SlackApi {
         })
     }
 
+    /// Shares `document` as a file in a thread: Slack's upload-URL, upload, complete sequence.
+    pub async fn upload(
+        &self,
+        workspace: &str,
+        channel: &str,
+        thread_ts: &str,
+        document: &Document,
+    ) -> Result<(), NotifyError> {
+        let token = self.token(workspace).await?;
+        let session = self.client.open_session(&token);
+        let bytes = document.content.as_bytes().to_vec();
+        let uploaded = async {
+            let target = session
+                .get_upload_url_external(&SlackApiFilesGetUploadUrlExternalRequest::new(
+                    document.filename.clone(),
+                    bytes.len(),
+                ))
+                .await?;
+            session
+                .files_upload_via_url(&SlackApiFilesUploadViaUrlRequest::new(
+                    target.upload_url,
+                    bytes,
+                    document.format.mime().to_owned(),
+                ))
+                .await?;
+            Ok::<_, SlackClientError>(target.file_id)
+        };
+        let file = match tokio::time::timeout(self.timeout, uploaded).await {
+            Ok(result) => result.map_err(|e| classify("files upload", e))?,
+            Err(_) => return Err(NotifyError::Transient("file upload timed out".to_owned())),
+        };
+        let complete = SlackApiFilesCompleteUploadExternalRequest::new(vec![
+            SlackApiFilesComplete::new(file).with_title(document.filename.clone()),
+        ])
+        .with_channel_id(channel.into())
+        .with_thread_ts(SlackTs::new(thread_ts.to_owned()));
+        self.post::<_, Ignored>(
+            workspace,
+            "files.completeUploadExternal",
+            &complete,
+            &SLACK_TIER4_METHOD_CONFIG,
+        )
+        .await
+        .map(drop)
+    }
+
     /// Exchanges an OAuth `code` for the workspace's bot token (`oauth.v2.access`).
     pub async fn exchange_code(
         &self,
@@ -479,6 +525,13 @@ impl Notifier for SlackNotifier {
             }
             other => other.map(drop),
         }
+    }
+
+    async fn document(&self, thread: &ThreadKey, document: &Document) -> Result<(), NotifyError> {
+        slack_only(thread.platform)?;
+        self.api
+            .upload(&thread.workspace, &thread.channel, &thread.thread, document)
+            .await
     }
 
     async fn ephemeral(
