@@ -195,8 +195,13 @@ async fn the_full_journey_over_signed_http() {
     // Clicking buttons walks the flow: pick the suggested flow, then answer its first question.
     let pick = button(&first, "pick_flow").expect("a flow is suggested");
     let ts = ts_of(&first);
-    send.interaction(&click("UJANE", &first, &ts, &pick, "t-3"))
-        .await;
+    // A double click: two deliveries of the same button, each with its own trigger id.
+    let (once, twice) = (
+        click("UJANE", &first, &ts, &pick, "t-3"),
+        click("UJANE", &first, &ts, &pick, "t-3b"),
+    );
+    let (a, b) = tokio::join!(send.interaction(&once), send.interaction(&twice));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
     let step = fake
         .wait_for(
             "chat.postMessage",
@@ -206,6 +211,19 @@ async fn the_full_journey_over_signed_http() {
         )
         .await
         .remove(1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .filter(|c| c.body["thread_ts"] == thread.as_str())
+            .count(),
+        2,
+        "the double click picked the flow once: {:#?}",
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .map(|c| c.text())
+            .collect::<Vec<_>>()
+    );
     let answer = step
         .buttons()
         .into_iter()
@@ -960,6 +978,30 @@ async fn a_slack_outage_is_retried_and_oversized_bodies_are_refused() {
     let attempts = slack.fake.calls_to("chat.postEphemeral");
     assert_eq!(attempts.len(), 2, "one failure, one delivery");
     assert_eq!(attempts[0].status, 503);
+
+    // A 429 without Retry-After: retried on the fallback backoff, delivered once.
+    slack.fake.fail_next(
+        "chat.postEphemeral",
+        Fault::RateLimited { retry_after: None },
+    );
+    slack
+        .send
+        .command(&command_fields("UALEX", HELPDESK, "flows vpn", "t-2"))
+        .await;
+    let flows = slack
+        .fake
+        .wait_for("chat.postEphemeral", 1, |c| c.body["user"] == "UALEX", WAIT)
+        .await;
+    assert!(flows[0].text().contains("VPN"), "{}", flows[0].text());
+    let to_alex: Vec<_> = slack
+        .fake
+        .calls_to("chat.postEphemeral")
+        .into_iter()
+        .filter(|c| c.body["user"] == "UALEX")
+        .collect();
+    assert_eq!(to_alex.len(), 2);
+    assert_eq!(to_alex[0].status, 429);
+    assert!(to_alex[1].at.duration_since(to_alex[0].at) >= Duration::from_secs(1));
 
     // The crate reads bodies unbounded; the server does not.
     let huge = vec![b'a'; 3 * 1024 * 1024];

@@ -1362,11 +1362,17 @@ impl Turn<'_> {
                     )],
                 }
             }
-            _ => {
-                let mut decision = stale();
-                decision.effects.push(self.reply(self.current_prompt()));
-                decision
-            }
+            // A late or double click: shown the current step privately, so the thread does not
+            // fill with repeats of a prompt everyone can already see.
+            _ => Decision {
+                change: SessionChange::default(),
+                effects: vec![private_message(
+                    &self.place(),
+                    self.actor,
+                    Message::text("That step has already been answered; here is the current one.")
+                        .extend_with(self.current_prompt()),
+                )],
+            },
         }
     }
 
