@@ -188,22 +188,27 @@ impl Dispatcher {
         }
     }
 
+    /// Records why a delivery waits for another attempt (best effort: the job retries anyway).
+    async fn requeue(&self, delivery: &Delivery, error: &str) {
+        let _ = self
+            .store
+            .mark_delivery(
+                delivery.account_id,
+                delivery.id,
+                DeliveryStatus::Queued,
+                Some(error),
+                None,
+                self.clock.now(),
+            )
+            .await;
+    }
+
     /// After a send failed: retry, or record the failure for good.
     async fn failed(&self, delivery: &Delivery, error: NotifyError) -> JobResult {
         match error {
             NotifyError::RateLimited { retry_after } => {
                 let first = delivery.last_error.as_deref() != Some(RATE_LIMITED);
-                let _ = self
-                    .store
-                    .mark_delivery(
-                        delivery.account_id,
-                        delivery.id,
-                        DeliveryStatus::Queued,
-                        Some(RATE_LIMITED),
-                        None,
-                        self.clock.now(),
-                    )
-                    .await;
+                self.requeue(delivery, RATE_LIMITED).await;
                 if first && delivery.purpose == DeliveryPurpose::Card {
                     let notice = Job::ThreadNotice {
                         handoff: delivery.handoff_id,
@@ -222,17 +227,7 @@ impl Dispatcher {
                 }
             }
             NotifyError::Transient(error) => {
-                let _ = self
-                    .store
-                    .mark_delivery(
-                        delivery.account_id,
-                        delivery.id,
-                        DeliveryStatus::Queued,
-                        Some(&error),
-                        None,
-                        self.clock.now(),
-                    )
-                    .await;
+                self.requeue(delivery, &error).await;
                 JobResult::Retry { error, after: None }
             }
             NotifyError::Permanent(error) => {

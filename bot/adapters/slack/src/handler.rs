@@ -169,6 +169,12 @@ impl SlackHandler {
             .await?)
     }
 
+    /// Tells `actor` something privately at `place`.
+    async fn tell(&self, place: &Place, actor: &Actor, message: Message) {
+        self.carry_out(actor.account_id, vec![private(place, actor, message)], None)
+            .await;
+    }
+
     /// Carries out `effects` in order. A form opens with `trigger` while it is fresh; an effect
     /// Slack can't take now is queued for retry, and so is everything after it in that channel.
     async fn carry_out(&self, account: AccountId, effects: Vec<Effect>, trigger: Option<&str>) {
@@ -253,8 +259,8 @@ impl SlackHandler {
         }
         match kind {
             EVENT => self.event(account, team, body).await,
-            COMMAND => self.command(account, team, body).await,
-            INTERACTION => self.interaction(account, team, body).await,
+            COMMAND => self.command(team, body).await,
+            INTERACTION => self.interaction(team, body).await,
             other => Err(Stop::Fail(format!("unknown payload kind {other:?}"))),
         }
     }
@@ -324,14 +330,7 @@ impl SlackHandler {
                     )
                     .await?
                 {
-                    CommandOutcome::Respond(message) => {
-                        self.carry_out(
-                            actor.account_id,
-                            vec![private(&place, &actor, message)],
-                            None,
-                        )
-                        .await;
-                    }
+                    CommandOutcome::Respond(message) => self.tell(&place, &actor, message).await,
                     CommandOutcome::StartSession { problem } => {
                         let effects = self.engine.start(&actor, thread, &problem).await?;
                         self.carry_out(actor.account_id, effects, None).await;
@@ -343,7 +342,7 @@ impl SlackHandler {
         }
     }
 
-    async fn command(&self, _account: AccountId, team: &str, body: &Value) -> Handled {
+    async fn command(&self, team: &str, body: &Value) -> Handled {
         let (Some(user), Some(channel)) = (text(body, "/user_id"), text(body, "/channel_id"))
         else {
             return Err(Stop::Fail("command without user or channel".to_owned()));
@@ -358,14 +357,7 @@ impl SlackHandler {
             .command(&actor, &channel, typed, command)
             .await?
         {
-            CommandOutcome::Respond(message) => {
-                self.carry_out(
-                    actor.account_id,
-                    vec![private(&place, &actor, message)],
-                    None,
-                )
-                .await;
-            }
+            CommandOutcome::Respond(message) => self.tell(&place, &actor, message).await,
             CommandOutcome::StartSession { problem } => {
                 // The session gets its own thread: a root message in the channel.
                 let root = Message::new().paragraph(format!(
@@ -383,8 +375,7 @@ impl SlackHandler {
                         let hint = Message::text(format!(
                             "I can't post in this channel ({e}). Invite me first with `/invite @ResolutionFlow`, or use a channel I'm in."
                         ));
-                        self.carry_out(actor.account_id, vec![private(&place, &actor, hint)], None)
-                            .await;
+                        self.tell(&place, &actor, hint).await;
                         return Ok(());
                     }
                     Err(e) => return Err(e.into()),
@@ -397,7 +388,7 @@ impl SlackHandler {
         Ok(())
     }
 
-    async fn interaction(&self, _account: AccountId, team: &str, body: &Value) -> Handled {
+    async fn interaction(&self, team: &str, body: &Value) -> Handled {
         let Some(user) = text(body, "/user/id") else {
             return Err(Stop::Fail("interaction without a user".to_owned()));
         };
