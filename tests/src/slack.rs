@@ -114,6 +114,10 @@ pub struct FakeSlack {
     pub team: String,
     /// Where `apps.connections.open` sends Socket Mode clients.
     pub socket_url: String,
+    /// A command's `response_url` (calls to it are recorded as method `response_url`).
+    pub hooks: String,
+    /// What every `response_url` of this fake starts with.
+    pub hooks_prefix: String,
     inner: Arc<Mutex<Inner>>,
     envelopes: tokio::sync::broadcast::Sender<String>,
 }
@@ -128,6 +132,8 @@ impl FakeSlack {
             api_url: format!("http://{address}/api"),
             team: team.to_owned(),
             socket_url: format!("ws://{}/link", sockets.local_addr().unwrap()),
+            hooks: format!("http://{address}/hooks/commands/{team}/1/secret"),
+            hooks_prefix: format!("http://{address}/hooks/"),
             inner: Arc::new(Mutex::new(Inner {
                 next_ts: 1_700_000_000_000_100,
                 ..Inner::default()
@@ -143,6 +149,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", axum::routing::any(answer))
             .route("/upload/{file}", axum::routing::post(upload))
+            .route("/hooks/{*path}", axum::routing::post(hook))
             .with_state(fake.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -458,6 +465,32 @@ impl FakeSlack {
             _ => json!({ "ok": false, "error": "unknown_method" }),
         }
     }
+}
+
+/// A message sent to a command's `response_url`.
+async fn hook(State(fake): State<FakeSlack>, body: Bytes) -> Response {
+    let fault = fake
+        .inner
+        .lock()
+        .unwrap()
+        .faults
+        .get_mut("response_url")
+        .and_then(VecDeque::pop_front)
+        .map(|(_, fault)| fault);
+    let status = match fault {
+        Some(Fault::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+        Some(Fault::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        None => StatusCode::OK,
+    };
+    fake.inner.lock().unwrap().calls.push(Call {
+        method: "response_url".to_owned(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        authorization: None,
+        at: Instant::now(),
+        status: status.as_u16(),
+        response: Value::Null,
+    });
+    (status, "ok").into_response()
 }
 
 /// A file's bytes sent to the upload URL `files.getUploadURLExternal` handed out.

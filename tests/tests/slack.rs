@@ -38,6 +38,7 @@ async fn start() -> Slack {
             ("RF_SLACK_API_URL", &fake.api_url),
             ("RF_SLACK__RATE_CONTROL", "false"),
             ("RF_SLACK__TIMEOUT_SECONDS", "2"),
+            ("RF_SLACK__RESPONSE_URL_PREFIX", &fake.hooks_prefix),
         ],
     )
     .await;
@@ -52,6 +53,7 @@ async fn start() -> Slack {
 }
 
 fn command_fields<'a>(
+    hooks: &'a str,
     user: &'a str,
     channel: &'a str,
     text: &'a str,
@@ -68,7 +70,7 @@ fn command_fields<'a>(
         ("command", "/rf"),
         ("text", text),
         ("api_app_id", "A111"),
-        ("response_url", "https://hooks.slack.com/commands/T111/1/x"),
+        ("response_url", hooks),
         ("trigger_id", trigger),
     ]
 }
@@ -131,6 +133,7 @@ async fn the_full_journey_over_signed_http() {
     // An admin points the team's escalations at #escalations.
     let r = send
         .command(&command_fields(
+            &fake.hooks,
             "UADMIN",
             ESCALATIONS,
             "escalations here",
@@ -138,14 +141,8 @@ async fn the_full_journey_over_signed_http() {
         ))
         .await;
     assert_eq!(r.status(), 200);
-    let said = fake
-        .wait_for(
-            "chat.postEphemeral",
-            1,
-            |c| c.body["user"] == "UADMIN",
-            WAIT,
-        )
-        .await;
+    // Commands are answered through their response_url.
+    let said = fake.wait_for("response_url", 1, |_| true, WAIT).await;
     assert!(
         said[0].text().contains("Escalation cards"),
         "{}",
@@ -155,6 +152,7 @@ async fn the_full_journey_over_signed_http() {
     // Jane starts a session: a root message in the channel, the first step in its thread.
     let r = send
         .command(&command_fields(
+            &fake.hooks,
             "UJANE",
             HELPDESK,
             "Outlook keeps asking for my password",
@@ -371,15 +369,16 @@ async fn the_full_journey_over_signed_http() {
     );
 
     // `/rf metrics` answers privately with a link that opens the companion.
-    send.command(&command_fields("UADMIN", HELPDESK, "metrics", "t-9"))
-        .await;
+    send.command(&command_fields(
+        &fake.hooks,
+        "UADMIN",
+        HELPDESK,
+        "metrics",
+        "t-9",
+    ))
+    .await;
     let metrics = fake
-        .wait_for(
-            "chat.postEphemeral",
-            1,
-            |c| c.body["user"] == "UADMIN" && c.text().contains("/auth/link"),
-            WAIT,
-        )
+        .wait_for("response_url", 1, |c| c.text().contains("/auth/link"), WAIT)
         .await
         .remove(0);
     let text = metrics.text();
@@ -564,6 +563,7 @@ async fn a_rate_limited_post_is_delivered_once_after_retry_after() {
     slack
         .send
         .command(&command_fields(
+            &slack.fake.hooks,
             "UJANE",
             HELPDESK,
             "vpn will not connect",
@@ -615,7 +615,13 @@ async fn every_webhook_answers_within_3_s_while_slack_stalls() {
     let started = Instant::now();
     let r = slack
         .send
-        .command(&command_fields("UJANE", HELPDESK, "printer offline", "t-1"))
+        .command(&command_fields(
+            &slack.fake.hooks,
+            "UJANE",
+            HELPDESK,
+            "printer offline",
+            "t-1",
+        ))
         .await;
     assert_eq!(r.status(), 200);
     assert!(timed(started) < Duration::from_secs(3));
@@ -657,13 +663,14 @@ async fn a_shortcut_starts_a_session_and_a_rate_limited_escalation_tells_the_thr
     let slack = start().await;
     let (fake, send) = (&slack.fake, &slack.send);
     send.command(&command_fields(
+        &fake.hooks,
         "UADMIN",
         ESCALATIONS,
         "escalations here",
         "t-1",
     ))
     .await;
-    fake.wait_for("chat.postEphemeral", 1, |_| true, WAIT).await;
+    fake.wait_for("response_url", 1, |_| true, WAIT).await;
 
     // "Troubleshoot this" on a user's message starts a session in that message's thread.
     let shortcut = json!({
@@ -823,6 +830,7 @@ async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_d
             ("RF_SLACK_SIGNING_SECRET", SECRET),
             ("RF_SLACK_CLIENT_ID", "111.222"),
             ("RF_SLACK_CLIENT_SECRET", "client-secret"),
+            ("RF_SLACK__RESPONSE_URL_PREFIX", &fake.hooks_prefix),
             ("RF_SLACK_API_URL", &fake.api_url),
             ("RF_SLACK__RATE_CONTROL", "false"),
         ],
@@ -890,16 +898,11 @@ async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_d
 
     // The new workspace works with its own token.
     let send = SlackSender::new(&server.url, SECRET);
-    let mut fields = command_fields("UINSTALLER", "CG1", "help", "t-1");
+    let mut fields = command_fields(&fake.hooks, "UINSTALLER", "CG1", "printer offline", "t-1");
     fields[1] = ("team_id", "T222");
     assert_eq!(send.command(&fields).await.status(), 200);
     let help = fake
-        .wait_for(
-            "chat.postEphemeral",
-            1,
-            |c| c.body["channel"] == "CG1",
-            WAIT,
-        )
+        .wait_for("chat.postMessage", 1, |c| c.body["channel"] == "CG1", WAIT)
         .await;
     assert_eq!(
         help[0].authorization.as_deref(),
@@ -945,7 +948,7 @@ async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_d
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = fake.calls().len();
-    let mut fields = command_fields("UINSTALLER", "CG1", "help", "t-2");
+    let mut fields = command_fields(&fake.hooks, "UINSTALLER", "CG1", "help", "t-2");
     fields[1] = ("team_id", "T222");
     let answer = send.command(&fields).await;
     assert_eq!(answer.status(), 200);
@@ -961,13 +964,21 @@ async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_outage_is_retried_and_oversized_bodies_are_refused() {
     let slack = start().await;
-    // Slack answers 503 once: the private answer is retried from the job queue and arrives once.
+    // The response_url fails, and so does the ephemeral message that replaces it: the private
+    // answer is retried from the job queue and arrives once.
+    slack.fake.fail_next("response_url", Fault::Unavailable);
     slack
         .fake
         .fail_next("chat.postEphemeral", Fault::Unavailable);
     let r = slack
         .send
-        .command(&command_fields("UJANE", HELPDESK, "help", "t-1"))
+        .command(&command_fields(
+            &slack.fake.hooks,
+            "UJANE",
+            HELPDESK,
+            "help",
+            "t-1",
+        ))
         .await;
     assert_eq!(r.status(), 200);
     let help = slack
@@ -980,13 +991,20 @@ async fn a_slack_outage_is_retried_and_oversized_bodies_are_refused() {
     assert_eq!(attempts[0].status, 503);
 
     // A 429 without Retry-After: retried on the fallback backoff, delivered once.
+    slack.fake.fail_next("response_url", Fault::Unavailable);
     slack.fake.fail_next(
         "chat.postEphemeral",
         Fault::RateLimited { retry_after: None },
     );
     slack
         .send
-        .command(&command_fields("UALEX", HELPDESK, "flows vpn", "t-2"))
+        .command(&command_fields(
+            &slack.fake.hooks,
+            "UALEX",
+            HELPDESK,
+            "flows vpn",
+            "t-2",
+        ))
         .await;
     let flows = slack
         .fake

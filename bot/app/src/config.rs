@@ -54,6 +54,8 @@ pub struct SlackConfig {
     pub rate_control: bool,
     /// How long one Web API call may take before it is retried later.
     pub timeout_seconds: u64,
+    /// Commands are answered through their `response_url` only when it starts with this.
+    pub response_url_prefix: String,
 }
 
 impl Default for SlackConfig {
@@ -69,6 +71,7 @@ impl Default for SlackConfig {
             command: "/rf".to_owned(),
             rate_control: true,
             timeout_seconds: 10,
+            response_url_prefix: "https://hooks.slack.com/".to_owned(),
         }
     }
 }

@@ -218,6 +218,7 @@ pub fn build(
         api_url: slack.api_url.clone(),
         rate_control: slack.rate_control,
         timeout: Duration::from_secs(slack.timeout_seconds),
+        response_url_prefix: slack.response_url_prefix.clone(),
     };
     let api = SlackApi::new(&settings, Arc::new(tokens))
         .context("setting up the Slack Web API client")?;

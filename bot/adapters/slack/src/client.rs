@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// Slack's own Web API address.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+/// Where Slack's `response_url`s point.
+pub const DEFAULT_RESPONSE_URL_PREFIX: &str = "https://hooks.slack.com/";
 
 /// How to reach Slack.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct ApiSettings {
     pub rate_control: bool,
     /// How long one call may take before it is abandoned and retried later.
     pub timeout: Duration,
+    /// Commands' `response_url`s are only called when they start with this.
+    pub response_url_prefix: String,
 }
 
 impl Default for ApiSettings {
@@ -34,6 +38,7 @@ impl Default for ApiSettings {
             api_url: DEFAULT_API_URL.to_owned(),
             rate_control: true,
             timeout: Duration::from_secs(10),
+            response_url_prefix: DEFAULT_RESPONSE_URL_PREFIX.to_owned(),
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct SlackApi {
     tokens: Arc<dyn TokenSource>,
     timeout: Duration,
     api_url: String,
+    response_url_prefix: String,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -168,6 +174,7 @@ impl SlackApi {
             tokens,
             timeout: settings.timeout,
             api_url: settings.api_url.clone(),
+            response_url_prefix: settings.response_url_prefix.clone(),
         })
     }
 
@@ -284,6 +291,26 @@ impl SlackApi {
             is_admin: record.is_admin || record.is_owner,
             is_bot: record.is_bot,
         })
+    }
+
+    /// Answers a slash command privately through its `response_url` (works in channels the bot
+    /// is not in). Only Slack's own hook URLs are called.
+    pub async fn respond(&self, response_url: &str, message: &Message) -> Result<(), NotifyError> {
+        if !response_url.starts_with(&self.response_url_prefix) {
+            return Err(NotifyError::Permanent(format!(
+                "not a Slack response URL: {}",
+                response_url.split('?').next().unwrap_or_default()
+            )));
+        }
+        let url = url::Url::parse(response_url)
+            .map_err(|e| NotifyError::Permanent(format!("bad response URL: {e}")))?;
+        let request = SlackApiPostWebhookMessageRequest::new(blocks::content(message));
+        let url = SlackResponseUrl::new(url);
+        let call = self.client.respond_to_event(&url, &request);
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map(drop).map_err(|e| classify("response_url", e)),
+            Err(_) => Err(NotifyError::Transient("response_url timed out".to_owned())),
+        }
     }
 
     /// Shares `document` as a file in a thread: Slack's upload-URL, upload, complete sequence.
@@ -563,6 +590,32 @@ impl Notifier for SlackNotifier {
 mod tests {
     use super::*;
     use slack_morphism::errors::*;
+
+    #[derive(Debug)]
+    struct NoTokens;
+
+    #[async_trait]
+    impl TokenSource for NoTokens {
+        async fn bot_token(&self, _workspace: &str) -> Result<String, NotifyError> {
+            Err(NotifyError::Permanent("no tokens here".to_owned()))
+        }
+    }
+
+    #[tokio::test]
+    async fn only_slack_response_urls_are_called() {
+        let api = SlackApi::new(&ApiSettings::default(), Arc::new(NoTokens)).unwrap();
+        let refused = api
+            .respond(
+                "http://169.254.169.254/latest/meta-data?x=1",
+                &Message::text("hi"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, NotifyError::Permanent(e) if e.contains("not a Slack response URL") && !e.contains("x=1")),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn failures_are_sorted_for_retrying() {

@@ -357,7 +357,17 @@ impl SlackHandler {
             .command(&actor, &channel, typed, command)
             .await?
         {
-            CommandOutcome::Respond(message) => self.tell(&place, &actor, message).await,
+            CommandOutcome::Respond(message) => {
+                let answered = match text(body, "/response_url") {
+                    Some(url) => self.api.respond(url, &message).await.map_err(|e| {
+                        tracing::warn!(error = %e, "response_url failed; answering with an ephemeral message");
+                    }),
+                    None => Err(()),
+                };
+                if answered.is_err() {
+                    self.tell(&place, &actor, message).await;
+                }
+            }
             CommandOutcome::StartSession { problem } => {
                 // The session gets its own thread: a root message in the channel.
                 let root = Message::new().paragraph(format!(
