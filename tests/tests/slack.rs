@@ -144,7 +144,7 @@ async fn the_full_journey_over_signed_http() {
     // Commands are answered through their response_url.
     let said = fake.wait_for("response_url", 1, |_| true, WAIT).await;
     assert!(
-        said[0].text().contains("Escalation cards"),
+        said[0].text().contains("Escalation cards") && said[0].text().contains("<#CESC>"),
         "{}",
         said[0].text()
     );

@@ -127,6 +127,16 @@ pub struct ChannelRef {
     pub channel: String,
 }
 
+impl ChannelRef {
+    /// How a message names the channel: a link where the platform has channel mentions.
+    pub fn mention(&self) -> String {
+        match self.platform {
+            Platform::Slack | Platform::Discord => format!("<#{}>", self.channel),
+            Platform::Teams | Platform::Console => self.channel.clone(),
+        }
+    }
+}
+
 /// A person as a chat platform describes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatIdentity {

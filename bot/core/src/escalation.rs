@@ -152,7 +152,7 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
         let names: Vec<String> = settings
             .escalation_channels
             .iter()
-            .map(|c| c.channel.clone())
+            .map(ChannelRef::mention)
             .collect();
         format!(
             "The team has been notified in {}; I'll post here when someone claims it.",
@@ -385,7 +385,8 @@ impl Engine {
             .await?;
         Ok(format!(
             "Escalation cards for {} will be posted in {}.",
-            team.name, channel.channel
+            team.name,
+            channel.mention()
         ))
     }
 

@@ -23,11 +23,33 @@ const FALLBACK_TEXT: usize = 3000;
 const BUTTONS_PER_BLOCK: usize = 25;
 const FIELDS_PER_SECTION: usize = 10;
 
-/// `&`, `<` and `>` are Slack's control characters in mrkdwn.
+/// `&`, `<` and `>` are Slack's control characters in mrkdwn. Channel mentions (`<#C123>`) are
+/// kept, so a named channel is a link.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
+    let escaped = text
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
-        .replace('>', "&gt;")
+        .replace('>', "&gt;");
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped.as_str();
+    while let Some(start) = rest.find("&lt;#") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 5..];
+        let id_len = after
+            .find(|c: char| !c.is_ascii_uppercase() && !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        if id_len > 0 && after[id_len..].starts_with("&gt;") {
+            out.push_str("<#");
+            out.push_str(&after[..id_len]);
+            out.push('>');
+            rest = &after[id_len + 4..];
+        } else {
+            out.push_str("&lt;#");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Cuts text to at most `max` characters, marking the cut.
@@ -310,6 +332,17 @@ mod tests {
             blocks[0]["text"]["text"],
             "&lt;@U123&gt; &amp; &lt;!channel&gt;"
         );
+    }
+
+    #[test]
+    fn channel_mentions_stay_links_and_nothing_else_does() {
+        assert_eq!(escape("posted in <#C0ESC42>."), "posted in <#C0ESC42>.");
+        assert_eq!(
+            escape("<#C1> & <#lower> <#>"),
+            "<#C1> &amp; &lt;#lower&gt; &lt;#&gt;"
+        );
+        assert_eq!(escape("<#C1|x>"), "&lt;#C1|x&gt;");
+        assert_eq!(escape("a <#C1"), "a &lt;#C1");
     }
 
     #[test]
