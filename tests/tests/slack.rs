@@ -932,6 +932,16 @@ async fn add_to_slack_installs_a_workspace_with_its_token_sealed_and_uninstall_d
         }
     }
 
+    // A user's token revoked: the workspace stays connected.
+    let user_revoked = json!({
+        "token": "verification_token", "team_id": "T222", "api_app_id": "A111",
+        "type": "event_callback", "event_id": "EvRevokedUser", "event_time": unix_now(),
+        "event": { "type": "tokens_revoked", "tokens": { "oauth": ["UINSTALLER"] } }
+    });
+    assert_eq!(send.event(&user_revoked).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(store.find_installation(&place).await.unwrap().is_some());
+
     // Uninstalled: the workspace is disconnected and its requests are no longer handled.
     let uninstalled = json!({
         "token": "verification_token", "team_id": "T222", "api_app_id": "A111",

@@ -233,9 +233,14 @@ impl SlackHandler {
             .or_else(|| text(body, "/team/id"))
             .or_else(|| text(body, "/user/team_id"))
             .ok_or(Stop::Fail("no team".to_owned()))?;
+        // Uninstalled, or the bot's token revoked (not merely some user's): disconnect.
+        let bot_revoked = body
+            .pointer("/event/tokens/bot")
+            .and_then(Value::as_array)
+            .is_some_and(|bots| !bots.is_empty());
         if kind == EVENT
             && let Some(event) = text(body, "/event/type")
-            && matches!(event, "app_uninstalled" | "tokens_revoked")
+            && (event == "app_uninstalled" || (event == "tokens_revoked" && bot_revoked))
         {
             let disabled = self
                 .engine
