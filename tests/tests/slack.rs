@@ -799,6 +799,19 @@ async fn a_shortcut_starts_a_session_and_a_rate_limited_escalation_tells_the_thr
         .find(|c| c.status == 429)
         .unwrap();
     assert!(card[0].at.duration_since(limited.at) >= Duration::from_secs(1));
+    let escalated = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread && c.text().contains("Escalated by"),
+            WAIT,
+        )
+        .await;
+    let said = escalated[0].text();
+    assert!(
+        said.contains("notified in <#CESC>") && !said.contains("#escalations"),
+        "only the Slack channel is named: {said}"
+    );
     assert_eq!(
         fake.calls_to("chat.postMessage")
             .iter()

@@ -149,9 +149,16 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
     let where_ = if settings.escalation_channels.is_empty() {
         "No escalation channel is set for this team yet (an admin can run `/rf escalations here` in the channel that should get the cards); it is in the companion's live queue meanwhile.".to_owned()
     } else {
+        // Name the channels the requester can see: those on their own platform, if any.
+        let platform = turn.session.thread.platform;
+        let here = settings
+            .escalation_channels
+            .iter()
+            .any(|c| c.platform == platform);
         let names: Vec<String> = settings
             .escalation_channels
             .iter()
+            .filter(|c| !here || c.platform == platform)
             .map(ChannelRef::mention)
             .collect();
         format!(
