@@ -27,14 +27,20 @@ enum Stop {
     Fail(String),
 }
 
+/// Whether trying again later can help.
+fn passing(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Store(StoreError::Unavailable(_)) | EngineError::Contended
+    )
+}
+
 impl From<EngineError> for Stop {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::NotInstalled => Stop::Fail(e.to_string()),
-            EngineError::Store(StoreError::Unavailable(_)) | EngineError::Contended => {
-                Stop::Retry(e.to_string(), None)
-            }
-            EngineError::Store(other) => Stop::Fail(other.to_string()),
+        if passing(&e) {
+            Stop::Retry(e.to_string(), None)
+        } else {
+            Stop::Fail(e.to_string())
         }
     }
 }
@@ -395,8 +401,27 @@ impl SlackHandler {
                     }
                     Err(e) => return Err(e.into()),
                 };
+                // The root is posted: retrying the whole request would post it again, so the
+                // session is started here, a few times if the database hiccups.
                 let thread = thread_key(team, &channel.channel, &ts);
-                let effects = self.engine.start(&actor, thread, &problem).await?;
+                let mut attempt = 0;
+                let effects = loop {
+                    attempt += 1;
+                    match self.engine.start(&actor, thread.clone(), &problem).await {
+                        Ok(effects) => break effects,
+                        Err(e) if attempt < 3 && passing(&e) => {
+                            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not start a session in its new thread");
+                            let sorry = Message::text(e.user_message());
+                            break vec![Effect::Reply {
+                                thread,
+                                message: sorry,
+                            }];
+                        }
+                    }
+                };
                 self.carry_out(actor.account_id, effects, None).await;
             }
         }
