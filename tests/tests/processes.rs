@@ -357,3 +357,80 @@ async fn fifty_claims_across_two_server_processes_have_one_winner() {
     );
     let _ = team;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_re_encrypts_stored_secrets_under_the_current_master_key() {
+    use resolutionflow::keys::{
+        INSTALLATION_SECRETS, MasterKey, Sealer, installation_secret_owner,
+    };
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = db.port();
+    let (account, team) = rf_tests::account(store.as_ref(), "Acme").await.unwrap();
+    let place = rf_core::domain::InstallationRef {
+        platform: Platform::Slack,
+        external_id: "T9".into(),
+    };
+    let now = SystemClock.now();
+    store
+        .attach_installation(&place, account.id, team.id, now)
+        .await
+        .unwrap();
+    let owner = installation_secret_owner(&place, "slack_bot_token");
+    let old = MasterKey::generate();
+    let sealed = Sealer::new(&old, INSTALLATION_SECRETS).seal("xoxb-rotate-me", &owner);
+    store
+        .save_installation_secret(&place, "slack_bot_token", &sealed, now)
+        .await
+        .unwrap();
+
+    let rotate = |key: &str| {
+        command(&db, dir.path())
+            .args(["keys", "rotate"])
+            .env("RF_OLD_MASTER_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let first = rotate(&old.to_base64());
+    assert!(first.status.success(), "{first:?}");
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        said.contains("re-encrypted 1 stored secret(s)") && said.contains("0 already"),
+        "{said}"
+    );
+    let current = MasterKey::from_base64(MASTER_KEY).unwrap();
+    let stored = store
+        .installation_secret(&place, "slack_bot_token")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Sealer::new(&current, INSTALLATION_SECRETS)
+            .open(&stored, &owner)
+            .unwrap(),
+        "xoxb-rotate-me"
+    );
+    assert!(
+        Sealer::new(&old, INSTALLATION_SECRETS)
+            .open(&stored, &owner)
+            .is_err()
+    );
+    // Again: nothing left to do.
+    let again = rotate(&old.to_base64());
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        said.contains("re-encrypted 0") && said.contains("1 already"),
+        "{said}"
+    );
+    // A secret under some third key: a clear error, and nothing half-done.
+    let stray = Sealer::new(&MasterKey::generate(), INSTALLATION_SECRETS).seal("xoxb-x", &owner);
+    store
+        .save_installation_secret(&place, "slack_bot_token", &stray, now)
+        .await
+        .unwrap();
+    let failed = rotate(&old.to_base64());
+    assert!(!failed.status.success());
+    let error = String::from_utf8_lossy(&failed.stderr);
+    assert!(error.contains("opens under neither key"), "{error}");
+    assert!(!error.contains("xoxb"), "no secret in the error: {error}");
+}

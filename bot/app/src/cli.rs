@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+    /// Master key maintenance.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print a signed companion link to a session's timeline.
     Link {
         /// The session id (shown on its companion page and in exports).
@@ -91,6 +96,18 @@ enum TeamCommand {
         /// A JSON file with new settings to apply.
         #[arg(long)]
         set: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored secret (workspace bot tokens) from the previous master key to the
+    /// current one (RF_MASTER_KEY or the key file). Safe to run again. Companion links signed with
+    /// the previous key stop working.
+    Rotate {
+        /// The previous master key, base64.
+        #[arg(long, env = "RF_OLD_MASTER_KEY", hide_env_values = true)]
+        old_key: String,
     },
 }
 
@@ -173,6 +190,9 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<ExitCod
         Some(Command::Console { no_http }) => console(config, !no_http).await,
         Some(Command::Flows { command }) => flows_command(command, config).await,
         Some(Command::Link { session }) => link(&session, config).await,
+        Some(Command::Keys {
+            command: KeysCommand::Rotate { old_key },
+        }) => rotate_keys(&old_key, config).await,
         Some(Command::Team {
             command: TeamCommand::Settings { set },
         }) => team_settings(set, config).await,
@@ -452,6 +472,37 @@ async fn link(session: &str, config: Config) -> anyhow::Result<ExitCode> {
         .context("the companion is not configured")?;
     println!("{url}");
     app.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_keys(old_key: &str, config: Config) -> anyhow::Result<ExitCode> {
+    use crate::keys::{KeySource, MasterKey};
+    let old = MasterKey::from_base64(old_key).context("the previous master key (--old-key)")?;
+    let (current, source) = MasterKey::load(
+        config.security.master_key.as_ref(),
+        &config.security.key_file,
+    )?;
+    if source == KeySource::Generated {
+        anyhow::bail!(
+            "no current master key was configured, so a new one was generated into {}; set RF_MASTER_KEY (or keep that file) and run this again",
+            config.security.key_file.display()
+        );
+    }
+    let store = rf_store::SqlStore::open(&config.database.url, &Default::default())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                crate::app::redact_url(&config.database.url)
+            )
+        })?;
+    let now = rf_core::time::Clock::now(&rf_core::time::SystemClock);
+    let done = crate::keys::rotate(&store, &old, &current, now).await?;
+    println!(
+        "re-encrypted {} stored secret(s) under the current master key; {} already were",
+        done.rotated, done.current
+    );
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hkdf::Hkdf;
 use rand::RngCore;
+use rf_core::Store;
+use rf_core::domain::InstallationRef;
+use rf_core::time::Timestamp;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
 use std::path::Path;
@@ -87,6 +90,57 @@ impl MasterKey {
         }
         out
     }
+}
+
+/// The key purpose of every installation secret (bot tokens, and PSA credentials to come).
+pub const INSTALLATION_SECRETS: &str = "installation-secrets-v1";
+
+/// What a sealed installation secret is bound to: a value copied to another row does not open.
+pub fn installation_secret_owner(installation: &InstallationRef, purpose: &str) -> String {
+    format!(
+        "{}:{}:{purpose}",
+        installation.platform, installation.external_id
+    )
+}
+
+/// What `keys rotate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rotation {
+    /// Re-encrypted from the old key to the current one.
+    pub rotated: usize,
+    /// Already under the current key.
+    pub current: usize,
+}
+
+/// Re-encrypts every stored installation secret sealed under `old` with `current`. Secrets already
+/// under `current` are left alone, so an interrupted rotation can simply be run again. A secret
+/// that opens under neither key stops the rotation with an error naming it.
+pub async fn rotate(
+    store: &dyn Store,
+    old: &MasterKey,
+    current: &MasterKey,
+    now: Timestamp,
+) -> anyhow::Result<Rotation> {
+    let (old, current) = (
+        Sealer::new(old, INSTALLATION_SECRETS),
+        Sealer::new(current, INSTALLATION_SECRETS),
+    );
+    let mut done = Rotation::default();
+    for (installation, purpose, sealed) in store.all_installation_secrets().await? {
+        let owner = installation_secret_owner(&installation, &purpose);
+        if current.open(&sealed, &owner).is_ok() {
+            done.current += 1;
+            continue;
+        }
+        let plain = old
+            .open(&sealed, &owner)
+            .with_context(|| format!("the {purpose} of {owner} opens under neither key"))?;
+        store
+            .save_installation_secret(&installation, &purpose, &current.seal(&plain, &owner), now)
+            .await?;
+        done.rotated += 1;
+    }
+    Ok(done)
 }
 
 /// Encrypts secrets for storage (XChaCha20-Poly1305 with a key derived for one purpose), bound to

@@ -2,7 +2,7 @@
 //! installer that records a workspace granted through OAuth.
 
 use crate::config::Config;
-use crate::keys::{MasterKey, Sealer};
+use crate::keys::{INSTALLATION_SECRETS, MasterKey, Sealer, installation_secret_owner};
 use anyhow::Context;
 use async_trait::async_trait;
 use axum::Router;
@@ -35,7 +35,7 @@ fn installation(team: &str) -> InstallationRef {
 
 /// Binds a sealed token to its workspace: a token copied to another row does not open.
 fn associated(team: &str) -> String {
-    format!("slack:{team}:{BOT_TOKEN}")
+    installation_secret_owner(&installation(team), BOT_TOKEN)
 }
 
 /// Bot tokens: a workspace's own (installed through OAuth, stored encrypted), else the one
@@ -208,7 +208,7 @@ pub fn build(
             "Slack is enabled but has no way to act: set RF_SLACK_BOT_TOKEN for one workspace, or RF_SLACK_CLIENT_ID and RF_SLACK_CLIENT_SECRET for \"Add to Slack\""
         );
     }
-    let sealer = Sealer::new(master, "slack-bot-tokens-v1");
+    let sealer = Sealer::new(master, INSTALLATION_SECRETS);
     let tokens = InstalledTokens {
         store: store.clone(),
         sealer: sealer.clone(),

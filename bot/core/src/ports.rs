@@ -93,6 +93,10 @@ pub trait Store: Send + Sync + Debug + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
 
+    /// Every stored installation secret, of every account: for the operator's `keys rotate` only.
+    async fn all_installation_secrets(&self)
+    -> StoreResult<Vec<(InstallationRef, String, String)>>;
+
     /// The encrypted secret of a connected installation, if any.
     async fn installation_secret(
         &self,

@@ -391,6 +391,33 @@ impl Store for SqlStore {
         .map_err(db_err))
     }
 
+    async fn all_installation_secrets(
+        &self,
+    ) -> StoreResult<Vec<(InstallationRef, String, String)>> {
+        let rows: Vec<(String, String, String, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT platform, external_id, purpose, sealed FROM installation_secrets \
+             ORDER BY platform, external_id, purpose"
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter()
+            .map(|(platform, external_id, purpose, sealed)| {
+                Ok((
+                    InstallationRef {
+                        platform: platform.parse().map_err(|_| StoreError::Corrupt {
+                            what: "installation secret",
+                            detail: format!("unknown platform {platform:?}"),
+                        })?,
+                        external_id,
+                    },
+                    purpose,
+                    sealed,
+                ))
+            })
+            .collect()
+    }
+
     async fn installation_secret(
         &self,
         installation: &InstallationRef,
