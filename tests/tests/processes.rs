@@ -422,10 +422,25 @@ async fn keys_rotate_re_encrypts_stored_secrets_under_the_current_master_key() {
         said.contains("re-encrypted 0") && said.contains("1 already"),
         "{said}"
     );
-    // A secret under some third key: a clear error, and nothing half-done.
+    // A secret under some third key: a clear error, and nothing written, not even the rotatable
+    // secret next to it.
     let stray = Sealer::new(&MasterKey::generate(), INSTALLATION_SECRETS).seal("xoxb-x", &owner);
     store
         .save_installation_secret(&place, "slack_bot_token", &stray, now)
+        .await
+        .unwrap();
+    let other = rf_core::domain::InstallationRef {
+        platform: Platform::Slack,
+        external_id: "T8".into(),
+    };
+    store
+        .attach_installation(&other, account.id, team.id, now)
+        .await
+        .unwrap();
+    let other_owner = installation_secret_owner(&other, "slack_bot_token");
+    let rotatable = Sealer::new(&old, INSTALLATION_SECRETS).seal("xoxb-y", &other_owner);
+    store
+        .save_installation_secret(&other, "slack_bot_token", &rotatable, now)
         .await
         .unwrap();
     let failed = rotate(&old.to_base64());
@@ -433,4 +448,13 @@ async fn keys_rotate_re_encrypts_stored_secrets_under_the_current_master_key() {
     let error = String::from_utf8_lossy(&failed.stderr);
     assert!(error.contains("opens under neither key"), "{error}");
     assert!(!error.contains("xoxb"), "no secret in the error: {error}");
+    assert_eq!(
+        store
+            .installation_secret(&other, "slack_bot_token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(rotatable.as_str()),
+        "nothing was written"
+    );
 }

@@ -112,9 +112,10 @@ pub struct Rotation {
     pub current: usize,
 }
 
-/// Re-encrypts every stored installation secret sealed under `old` with `current`. Secrets already
-/// under `current` are left alone, so an interrupted rotation can simply be run again. A secret
-/// that opens under neither key stops the rotation with an error naming it.
+/// Re-encrypts every stored installation secret sealed under `old` with `current`. Every secret is
+/// opened before any is written: one that opens under neither key stops the rotation, with an
+/// error naming it, before anything changed. Secrets already under `current` are left alone, so an
+/// interrupted rotation can simply be run again.
 pub async fn rotate(
     store: &dyn Store,
     old: &MasterKey,
@@ -126,6 +127,7 @@ pub async fn rotate(
         Sealer::new(current, INSTALLATION_SECRETS),
     );
     let mut done = Rotation::default();
+    let mut to_write = Vec::new();
     for (installation, purpose, sealed) in store.all_installation_secrets().await? {
         let owner = installation_secret_owner(&installation, &purpose);
         if current.open(&sealed, &owner).is_ok() {
@@ -135,11 +137,14 @@ pub async fn rotate(
         let plain = old
             .open(&sealed, &owner)
             .with_context(|| format!("the {purpose} of {owner} opens under neither key"))?;
-        store
-            .save_installation_secret(&installation, &purpose, &current.seal(&plain, &owner), now)
-            .await?;
-        done.rotated += 1;
+        to_write.push((installation, purpose, current.seal(&plain, &owner)));
     }
+    for (installation, purpose, sealed) in &to_write {
+        store
+            .save_installation_secret(installation, purpose, sealed, now)
+            .await?;
+    }
+    done.rotated = to_write.len();
     Ok(done)
 }
 
