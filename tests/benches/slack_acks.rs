@@ -212,14 +212,5 @@ async fn bench(db: TestDb) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        bench(TestDb::sqlite().await).await;
-        if std::env::var(rf_tests::POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
-            bench(TestDb::new().await).await;
-        }
-    });
+    rf_tests::bench_on_backends(bench);
 }

@@ -310,6 +310,26 @@ pub fn binary() -> PathBuf {
     binary
 }
 
+/// Runs a benchmark on SQLite, then on PostgreSQL when [`POSTGRES_ENV`] names a server.
+pub fn bench_on_backends<F, Fut>(bench: F)
+where
+    F: Fn(TestDb) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    runtime.block_on(async {
+        bench(TestDb::sqlite().await).await;
+        if std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
+            bench(TestDb::new().await).await;
+        } else {
+            println!("(set {POSTGRES_ENV} to benchmark PostgreSQL too)");
+        }
+    });
+}
+
 pub mod process;
 pub mod slack;
 pub mod smtp;
