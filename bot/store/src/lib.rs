@@ -1455,7 +1455,7 @@ impl Store for SqlStore {
                  WHERE id IN (SELECT id FROM jobs \
                      WHERE (status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until <= $3) \
                      ORDER BY run_at, id LIMIT $4{lock}) \
-                 RETURNING id, account_id, payload, attempts, max_attempts"
+                 RETURNING id, account_id, payload, attempts, max_attempts, run_at"
             )))
             .bind(worker)
             .bind(now.as_millis() + lease_millis)
@@ -1467,6 +1467,9 @@ impl Store for SqlStore {
             tx.commit().await.map_err(db_err)?;
             Ok::<_, StoreError>(rows)
         })?;
+        // RETURNING does not keep the subquery's order: restore it (due first, then created first).
+        let mut rows = rows;
+        rows.sort_by_key(|row| (row.run_at, row.id));
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

@@ -478,11 +478,12 @@ pub(crate) fn purpose_word(purpose: DeliveryPurpose) -> String {
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
-    id: Uuid,
+    pub(crate) id: Uuid,
     account_id: Uuid,
     payload: String,
     attempts: i32,
     max_attempts: i32,
+    pub(crate) run_at: i64,
 }
 
 impl TryFrom<JobRow> for JobRecord {
