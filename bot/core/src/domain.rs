@@ -128,12 +128,10 @@ pub struct ChannelRef {
 }
 
 impl ChannelRef {
-    /// How a message names the channel: a link where the platform has channel mentions.
+    /// How a message names the channel: a channel reference each adapter renders its own way
+    /// (see [`crate::effect::TextPiece`]).
     pub fn mention(&self) -> String {
-        match self.platform {
-            Platform::Slack | Platform::Discord => format!("<#{}>", self.channel),
-            Platform::Teams | Platform::Console => self.channel.clone(),
-        }
+        format!("<#{}>", self.channel)
     }
 }
 

@@ -38,7 +38,8 @@ pub struct Choice {
 pub enum Block {
     /// A short bold line.
     Heading { text: String },
-    /// A paragraph. `*bold*` and `` `code` `` are the only markup.
+    /// A paragraph. `*bold*`, `` `code` `` and channel references `<#channel>` (see
+    /// [`TextPiece`]) are the only markup.
     Text { text: String },
     /// Label / value pairs.
     Fields { fields: Vec<(String, String)> },
@@ -53,6 +54,51 @@ pub enum Block {
         choices: Vec<Choice>,
         input: Option<String>,
     },
+}
+
+/// A piece of message text: plain text, or a reference to a channel (`<#channel>` in the text),
+/// which an adapter shows as a link where its platform has channel links, else as the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPiece<'a> {
+    Text(&'a str),
+    Channel(&'a str),
+}
+
+/// Splits `text` into plain pieces and channel references.
+pub fn text_pieces(text: &str) -> Vec<TextPiece<'_>> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<#") {
+        let after = &rest[start + 2..];
+        let Some(end) = after
+            .find('>')
+            .filter(|&end| end > 0 && !after[..end].contains(['<', ' ', '\n']))
+        else {
+            pieces.push(TextPiece::Text(&rest[..start + 2]));
+            rest = after;
+            continue;
+        };
+        if start > 0 {
+            pieces.push(TextPiece::Text(&rest[..start]));
+        }
+        pieces.push(TextPiece::Channel(&after[..end]));
+        rest = &after[end + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(TextPiece::Text(rest));
+    }
+    pieces
+}
+
+/// `text` with channel references shown as the channels themselves (for platforms and places
+/// without channel links: the console, plain-text fallbacks).
+pub fn channels_as_names(text: &str) -> String {
+    text_pieces(text)
+        .into_iter()
+        .map(|piece| match piece {
+            TextPiece::Text(text) | TextPiece::Channel(text) => text,
+        })
+        .collect()
 }
 
 impl Message {
@@ -112,7 +158,7 @@ impl Message {
         for block in &self.blocks {
             match block {
                 Block::Heading { text } | Block::Text { text } | Block::Context { text } => {
-                    lines.push(text.clone());
+                    lines.push(channels_as_names(text));
                 }
                 Block::Code { text } => lines.push(text.clone()),
                 Block::Fields { fields } => {
@@ -506,6 +552,26 @@ impl Effect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_references_are_found_and_nothing_else_is() {
+        use TextPiece::{Channel, Text};
+        assert_eq!(
+            text_pieces("posted in <#C0ESC>, and <##escalations>."),
+            vec![
+                Text("posted in "),
+                Channel("C0ESC"),
+                Text(", and "),
+                Channel("#escalations"),
+                Text(".")
+            ]
+        );
+        assert_eq!(
+            channels_as_names("a <#> b <#x y> <#z"),
+            "a <#> b <#x y> <#z"
+        );
+        assert_eq!(channels_as_names("in <##escalations>"), "in #escalations");
+    }
 
     #[test]
     fn actions_round_trip_through_button_values() {

@@ -14,7 +14,9 @@ pub use board::{Arrival, Board, ConsoleNotifier};
 use rf_core::domain::{
     Actor, ChannelRef, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey,
 };
-use rf_core::effect::{Block, Choice, Effect, FieldInput, Form, FormSubmission, Message, Place};
+use rf_core::effect::{
+    Block, Choice, Effect, FieldInput, Form, FormSubmission, Message, Place, channels_as_names,
+};
 use rf_core::engine::{CommandOutcome, Engine, Input};
 use rf_core::session::SessionFilter;
 use std::fmt::Write as _;
@@ -637,15 +639,15 @@ fn render(out: &mut String, prefix: &str, message: &Message) {
     for block in &message.blocks {
         match block {
             Block::Heading { text } => {
-                let _ = writeln!(out, "{}» {text}", lead());
+                let _ = writeln!(out, "{}» {}", lead(), channels_as_names(text));
             }
             Block::Text { text } => {
-                for line in text.lines() {
+                for line in channels_as_names(text).lines() {
                     let _ = writeln!(out, "{}{line}", lead());
                 }
             }
             Block::Context { text } => {
-                let _ = writeln!(out, "{}({text})", lead());
+                let _ = writeln!(out, "{}({})", lead(), channels_as_names(text));
             }
             Block::Code { text } => {
                 for line in text.lines() {

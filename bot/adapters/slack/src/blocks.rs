@@ -4,7 +4,7 @@
 //! as exactly the action the engine offered. Text is escaped for Slack's mrkdwn (`&`, `<`, `>`)
 //! and cut to Slack's limits, so no message the engine produces is ever refused for its shape.
 
-use rf_core::effect::{Block, ChoiceStyle, Message};
+use rf_core::effect::{Block, ChoiceStyle, Message, TextPiece, text_pieces};
 use slack_morphism::prelude::*;
 
 /// The `block_id` of the optional text input under checklist buttons.
@@ -23,33 +23,27 @@ const FALLBACK_TEXT: usize = 3000;
 const BUTTONS_PER_BLOCK: usize = 25;
 const FIELDS_PER_SECTION: usize = 10;
 
-/// `&`, `<` and `>` are Slack's control characters in mrkdwn. Channel mentions (`<#C123>`) are
-/// kept, so a named channel is a link.
+/// `&`, `<` and `>` are Slack's control characters in mrkdwn. A reference to a Slack channel
+/// (`<#C123>`) stays a Slack channel link; one to a channel elsewhere shows its name.
 pub fn escape(text: &str) -> String {
-    let escaped = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let mut out = String::with_capacity(escaped.len());
-    let mut rest = escaped.as_str();
-    while let Some(start) = rest.find("&lt;#") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 5..];
-        let id_len = after
-            .find(|c: char| !c.is_ascii_uppercase() && !c.is_ascii_digit())
-            .unwrap_or(after.len());
-        if id_len > 0 && after[id_len..].starts_with("&gt;") {
-            out.push_str("<#");
-            out.push_str(&after[..id_len]);
-            out.push('>');
-            rest = &after[id_len + 4..];
-        } else {
-            out.push_str("&lt;#");
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    let control = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    text_pieces(text)
+        .into_iter()
+        .map(|piece| match piece {
+            TextPiece::Channel(id)
+                if id
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+            {
+                format!("<#{id}>")
+            }
+            TextPiece::Channel(name) | TextPiece::Text(name) => control(name),
+        })
+        .collect()
 }
 
 /// Cuts text to at most `max` characters, marking the cut.
@@ -338,10 +332,10 @@ mod tests {
     fn channel_mentions_stay_links_and_nothing_else_does() {
         assert_eq!(escape("posted in <#C0ESC42>."), "posted in <#C0ESC42>.");
         assert_eq!(
-            escape("<#C1> & <#lower> <#>"),
-            "<#C1> &amp; &lt;#lower&gt; &lt;#&gt;"
+            escape("<#C1> & <##escalations> <#>"),
+            "<#C1> &amp; #escalations &lt;#&gt;"
         );
-        assert_eq!(escape("<#C1|x>"), "&lt;#C1|x&gt;");
+        assert_eq!(escape("<#C1|x> <@U1>"), "C1|x &lt;@U1&gt;");
         assert_eq!(escape("a <#C1"), "a &lt;#C1");
     }
 

@@ -65,6 +65,12 @@ impl From<NotifyError> for Stop {
 
 type Handled = Result<(), Stop>;
 
+/// The connected workspace a request came from.
+struct Workspace<'a> {
+    team: &'a str,
+    account: AccountId,
+}
+
 /// The Slack side of the engine.
 #[derive(Debug, Clone)]
 pub struct SlackHandler {
@@ -102,20 +108,15 @@ impl SlackHandler {
         }
     }
 
-    /// Makes sure the workspace is connected; `false` when it is not ours to serve.
-    async fn connected(&self, team: &str) -> Result<bool, Stop> {
+    /// The workspace's account, connecting the bot token's workspace on first contact; `None`
+    /// when the workspace is not ours to serve.
+    async fn connected(&self, team: &str) -> Result<Option<AccountId>, Stop> {
         let installation = Self::installation(team);
-        if self
-            .engine
-            .store()
-            .find_installation(&installation)
-            .await?
-            .is_some()
-        {
-            return Ok(true);
+        if let Some((account, _)) = self.engine.store().find_installation(&installation).await? {
+            return Ok(Some(account));
         }
         let Some((account, team_id)) = self.single_workspace else {
-            return Ok(false);
+            return Ok(None);
         };
         let token_team = self
             .token_team
@@ -126,26 +127,21 @@ impl SlackHandler {
                 slack.team = team,
                 "a signed request came from a workspace the bot token does not belong to; ignored"
             );
-            return Ok(false);
+            return Ok(None);
         }
         self.engine
             .store()
             .attach_installation(&installation, account, team_id, self.engine.now())
             .await?;
         tracing::info!(slack.team = team, "Slack workspace connected");
-        Ok(true)
+        Ok(Some(account))
     }
 
     /// The person behind `user`, registered on first sight: Slack workspace owners and admins
     /// become admins, everyone else an engineer, until an admin changes it.
-    async fn actor(&self, team: &str, user: &str) -> Result<Actor, Stop> {
+    async fn actor(&self, ws: &Workspace<'_>, user: &str) -> Result<Actor, Stop> {
+        let (account, team) = (ws.account, ws.team);
         let installation = Self::installation(team);
-        let (account, _) = self
-            .engine
-            .store()
-            .find_installation(&installation)
-            .await?
-            .ok_or(Stop::Fail("workspace not connected".to_owned()))?;
         if let Some(known) = self
             .engine
             .store()
@@ -234,7 +230,7 @@ impl SlackHandler {
         }
     }
 
-    async fn run(&self, account: AccountId, kind: &str, body: &Value) -> Handled {
+    async fn run(&self, kind: &str, body: &Value) -> Handled {
         let team = text(body, "/team_id")
             .or_else(|| text(body, "/team/id"))
             .or_else(|| text(body, "/user/team_id"))
@@ -261,22 +257,24 @@ impl SlackHandler {
             );
             return Ok(());
         }
-        if !self.connected(team).await? {
+        let Some(account) = self.connected(team).await? else {
             tracing::info!(
                 slack.team = team,
                 "request from a workspace that is not connected; ignored"
             );
             return Ok(());
-        }
+        };
+        let ws = Workspace { team, account };
         match kind {
-            EVENT => self.event(account, team, body).await,
-            COMMAND => self.command(team, body).await,
-            INTERACTION => self.interaction(team, body).await,
+            EVENT => self.event(&ws, body).await,
+            COMMAND => self.command(&ws, body).await,
+            INTERACTION => self.interaction(&ws, body).await,
             other => Err(Stop::Fail(format!("unknown payload kind {other:?}"))),
         }
     }
 
-    async fn event(&self, account: AccountId, team: &str, body: &Value) -> Handled {
+    async fn event(&self, ws: &Workspace<'_>, body: &Value) -> Handled {
+        let (account, team) = (ws.account, ws.team);
         let event = &body["event"];
         let (Some(user), Some(channel), Some(ts)) = (
             text(event, "/user"),
@@ -303,7 +301,7 @@ impl SlackHandler {
                 {
                     return Ok(());
                 }
-                let actor = self.actor(team, user).await?;
+                let actor = self.actor(ws, user).await?;
                 let effects = self
                     .engine
                     .handle(&actor, &thread, Input::Text(typed.to_owned()))
@@ -313,7 +311,7 @@ impl SlackHandler {
             }
             Some("app_mention") => {
                 let said = strip_mentions(typed);
-                let actor = self.actor(team, user).await?;
+                let actor = self.actor(ws, user).await?;
                 let thread = thread_key(team, channel, thread_ts.unwrap_or(ts));
                 if thread_ts.is_some()
                     && self
@@ -353,14 +351,15 @@ impl SlackHandler {
         }
     }
 
-    async fn command(&self, team: &str, body: &Value) -> Handled {
+    async fn command(&self, ws: &Workspace<'_>, body: &Value) -> Handled {
+        let team = ws.team;
         let (Some(user), Some(channel)) = (text(body, "/user_id"), text(body, "/channel_id"))
         else {
             return Err(Stop::Fail("command without user or channel".to_owned()));
         };
         let typed = text(body, "/text").unwrap_or_default();
         let command = text(body, "/command").unwrap_or(&self.command_name);
-        let actor = self.actor(team, user).await?;
+        let actor = self.actor(ws, user).await?;
         let channel = channel_ref(team, channel);
         let place = Place::from(&channel);
         match self
@@ -428,7 +427,8 @@ impl SlackHandler {
         Ok(())
     }
 
-    async fn interaction(&self, team: &str, body: &Value) -> Handled {
+    async fn interaction(&self, ws: &Workspace<'_>, body: &Value) -> Handled {
+        let team = ws.team;
         let Some(user) = text(body, "/user/id") else {
             return Err(Stop::Fail("interaction without a user".to_owned()));
         };
@@ -471,7 +471,7 @@ impl SlackHandler {
                 if actions.is_empty() {
                     return Ok(());
                 }
-                let actor = self.actor(team, user).await?;
+                let actor = self.actor(ws, user).await?;
                 for action in actions {
                     let effects = self
                         .engine
@@ -485,7 +485,7 @@ impl SlackHandler {
                 let Some((submission, place)) = forms::submission(body) else {
                     return Ok(());
                 };
-                let actor = self.actor(team, user).await?;
+                let actor = self.actor(ws, user).await?;
                 let effects = self.engine.submit(&actor, &place, submission).await?;
                 self.carry_out(actor.account_id, effects, trigger).await;
                 Ok(())
@@ -502,7 +502,7 @@ impl SlackHandler {
                     channel,
                     text(body, "/message/thread_ts").unwrap_or(ts),
                 );
-                let actor = self.actor(team, user).await?;
+                let actor = self.actor(ws, user).await?;
                 let effects = self
                     .engine
                     .start(&actor, thread, &strip_mentions(problem))
@@ -517,9 +517,9 @@ impl SlackHandler {
 
 #[async_trait]
 impl InboundHandler for SlackHandler {
-    async fn handle(&self, account: AccountId, event: &Value, attempt: i32) -> JobResult {
+    async fn handle(&self, _account: AccountId, event: &Value, attempt: i32) -> JobResult {
         let kind = event["kind"].as_str().unwrap_or_default();
-        match self.run(account, kind, &event["body"]).await {
+        match self.run(kind, &event["body"]).await {
             Ok(()) => JobResult::Done,
             Err(Stop::Retry(error, after)) => {
                 tracing::warn!(%error, attempt, "Slack request will be handled again");
