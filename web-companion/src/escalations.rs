@@ -31,7 +31,7 @@ fn parse_handoff(text: &str) -> Result<HandoffId, CompanionError> {
     HandoffId::parse(text).map_err(|_| CompanionError::NotFound)
 }
 
-fn require_account(viewer: &Viewer) -> Result<(), CompanionError> {
+pub(crate) fn require_account(viewer: &Viewer) -> Result<(), CompanionError> {
     match viewer.0.scope {
         LinkScope::Account => Ok(()),
         _ => Err(CompanionError::NotFound),
@@ -40,7 +40,10 @@ fn require_account(viewer: &Viewer) -> Result<(), CompanionError> {
 
 /// Rejects a form or API call whose `Origin` is another site. The cookie is SameSite=Lax, so a
 /// cross-site POST carries no cookie anyway; this is the second lock.
-fn same_origin(state: &CompanionState, headers: &HeaderMap) -> Result<(), CompanionError> {
+pub(crate) fn same_origin(
+    state: &CompanionState,
+    headers: &HeaderMap,
+) -> Result<(), CompanionError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return Ok(());
     };

@@ -9,6 +9,7 @@
 mod escalations;
 pub mod links;
 mod pages;
+pub mod psa;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -42,6 +43,8 @@ pub struct CompanionState {
     pub cookie_ttl_millis: i64,
     /// Every committed escalation event, as it happens (all accounts; each stream filters).
     pub events: broadcast::Sender<HandoffEvent>,
+    /// PSA connection management, when the server has it.
+    pub psa: Option<Arc<dyn psa::PsaSettings>>,
     templates: Arc<Environment<'static>>,
 }
 
@@ -60,8 +63,15 @@ impl CompanionState {
             clock,
             cookie_ttl_millis,
             events,
+            psa: None,
             templates: Arc::new(templates()),
         }
+    }
+
+    /// Lets admins manage their team's PSA connection.
+    pub fn with_psa(mut self, psa: Arc<dyn psa::PsaSettings>) -> Self {
+        self.psa = Some(psa);
+        self
     }
 
     /// Whether cookies must only travel over HTTPS.
@@ -92,6 +102,7 @@ fn templates() -> Environment<'static> {
         ("handoff.html", include_str!("../templates/handoff.html")),
         ("queue.html", include_str!("../templates/queue.html")),
         ("metrics.html", include_str!("../templates/metrics.html")),
+        ("psa.html", include_str!("../templates/psa.html")),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("bundled template {name} is invalid: {e}"));
@@ -118,6 +129,9 @@ pub fn router(state: CompanionState) -> Router {
         .route("/team/metrics/baseline", axum::routing::post(escalations::set_baseline))
         .route("/api/metrics", get(escalations::metrics_api))
         .route("/api/metrics.csv", get(escalations::metrics_csv))
+        .route("/team/psa", get(psa::settings_page).post(psa::connect))
+        .route("/team/psa/test", axum::routing::post(psa::test_saved))
+        .route("/team/psa/map", axum::routing::post(psa::map_member))
         .route("/static/companion.js", get(escalations::script))
         .fallback(pages::not_found)
         .layer(SetResponseHeaderLayer::if_not_present(

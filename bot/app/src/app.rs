@@ -47,6 +47,8 @@ pub struct App {
     pub slack: Option<Router>,
     /// Slack's Socket Mode connection, when an app-level token is configured.
     pub slack_socket: Option<crate::slack::SocketSettings>,
+    /// The teams' PSA connections.
+    pub desk: crate::psa::Desk,
     /// The account the console and the CLI work in.
     pub account: Account,
     pub team: Team,
@@ -201,7 +203,14 @@ impl App {
             );
             tracing::info!(api = %config.slack.api_url, command = %config.slack.command, "Slack enabled");
         }
+        let desk = crate::psa::Desk::new(
+            port.clone(),
+            clock.clone(),
+            &master,
+            Duration::from_secs(config.psa.timeout_seconds),
+        );
         let mut dispatcher = Dispatcher::new(port.clone(), clock.clone(), notifiers)
+            .with_desk(Arc::new(desk.clone()))
             .with_counters(counters.clone())
             .with_links(Arc::new(token_keys.clone()), link_ttl);
         match SmtpMailer::from_config(&config.smtp)? {
@@ -235,7 +244,8 @@ impl App {
             clock.clone(),
             config.companion.cookie_ttl_minutes * 60_000,
             feed.sender(),
-        );
+        )
+        .with_psa(Arc::new(desk.clone()));
         Ok(Self {
             config,
             store,
@@ -248,6 +258,7 @@ impl App {
             counters,
             slack,
             slack_socket,
+            desk,
             account,
             team,
         })

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+    /// The console team's PSA connection (ConnectWise Manage, Autotask, HaloPSA).
+    Psa {
+        #[command(subcommand)]
+        command: PsaCommand,
+    },
     /// Master key maintenance.
     Keys {
         #[command(subcommand)]
@@ -108,6 +113,38 @@ enum KeysCommand {
         /// The previous master key, base64.
         #[arg(long, env = "RF_OLD_MASTER_KEY", hide_env_values = true)]
         old_key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PsaCommand {
+    /// Connect the team to a PSA: `psa add connectwise --set site=na.myconnectwise.net --set
+    /// company=acme`. Credentials are never arguments: each is read from RF_PSA_<NAME> (e.g.
+    /// RF_PSA_PRIVATE_KEY) or asked for on stdin. The connection is tested before it is saved.
+    Add {
+        /// connectwise, autotask or halo.
+        provider: String,
+        /// A setting, NAME=VALUE (repeat). `psa fields <provider>` lists them.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        settings: Vec<String>,
+        /// Save without testing the connection first.
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// List a provider's settings and credentials.
+    Fields { provider: String },
+    /// Show the team's connection (never its credentials).
+    Show,
+    /// Test the saved connection.
+    Test,
+    /// Disconnect the team (its member mapping goes too).
+    Remove,
+    /// Credit a chat user's notes to a PSA member: `psa map jane jdoe`.
+    Map {
+        /// The chat user (user id or display name).
+        user: String,
+        /// The PSA member (ConnectWise identifier, Autotask resource id or user name, Halo agent).
+        member: String,
     },
 }
 
@@ -196,6 +233,7 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<ExitCod
         Some(Command::Team {
             command: TeamCommand::Settings { set },
         }) => team_settings(set, config).await,
+        Some(Command::Psa { command }) => psa_command(command, config).await,
         Some(Command::Config { .. }) => Ok(ExitCode::SUCCESS),
     }
 }
@@ -527,4 +565,177 @@ async fn team_settings(set: Option<PathBuf>, config: Config) -> anyhow::Result<E
     println!("{}", serde_json::to_string_pretty(&settings)?);
     app.store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn psa_command(command: PsaCommand, config: Config) -> anyhow::Result<ExitCode> {
+    use rf_core::Store as _;
+    use rf_core::psa::Provider;
+    if let PsaCommand::Fields { provider } = &command {
+        let provider: Provider = provider.parse().map_err(anyhow::Error::msg)?;
+        println!("{} settings (--set NAME=VALUE):", provider.title());
+        for field in rf_psa::fields(provider).iter().filter(|f| !f.secret) {
+            println!("  {:<14} {}{}", field.name, field.help, required(field));
+        }
+        println!("credentials (environment variable, or asked for on stdin):");
+        for field in rf_psa::fields(provider).iter().filter(|f| f.secret) {
+            println!(
+                "  RF_PSA_{:<10} {}{}",
+                field.name.to_uppercase(),
+                field.help,
+                required(field)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let app = App::build(config).await?;
+    let (account, team) = (app.account.id, app.team.id);
+    let code = match command {
+        PsaCommand::Fields { .. } => ExitCode::SUCCESS,
+        PsaCommand::Add {
+            provider,
+            settings,
+            no_test,
+        } => {
+            let provider: Provider = provider.parse().map_err(anyhow::Error::msg)?;
+            let (settings, credentials) = psa_fields(provider, &settings)?;
+            if !no_test {
+                eprintln!("testing the connection to {}…", provider.title());
+                let about = app
+                    .desk
+                    .try_connection(provider, &settings, &credentials)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the connection test failed: {e}"))?;
+                eprintln!("connected: {about}");
+            }
+            let saved = app
+                .desk
+                .save(account, team, provider, settings, &credentials)
+                .await?;
+            println!(
+                "team {} is connected to {} (connection {}); credentials are stored encrypted",
+                app.team.name,
+                provider.title(),
+                saved.id
+            );
+            ExitCode::SUCCESS
+        }
+        PsaCommand::Show => match app.store.psa_connection(account, team).await? {
+            Some(connection) => {
+                println!("provider: {}", connection.provider.title());
+                println!("settings: {}", connection.settings);
+                println!("credentials: stored encrypted (never shown)");
+                for mapping in app.store.psa_members(account, connection.id).await? {
+                    let user = app.store.get_user(account, mapping.user_id).await?;
+                    println!(
+                        "member: {} → {} ({}, {})",
+                        user.display_name,
+                        mapping.member.id,
+                        mapping.member.name,
+                        mapping.source.as_str()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            None => {
+                println!("team {} has no PSA connection", app.team.name);
+                ExitCode::from(1)
+            }
+        },
+        PsaCommand::Test => match app.desk.test(account, team).await {
+            Ok(about) => {
+                println!("connected: {about}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        PsaCommand::Remove => {
+            if app.store.delete_psa_connection(account, team).await? {
+                println!("team {} is disconnected from its PSA", app.team.name);
+            } else {
+                println!("team {} had no PSA connection", app.team.name);
+            }
+            ExitCode::SUCCESS
+        }
+        PsaCommand::Map { user, member } => {
+            let users = app.store.list_users(account).await?;
+            let wanted = user.trim_start_matches('@');
+            let found = users
+                .iter()
+                .find(|u| {
+                    u.platform_user_id.eq_ignore_ascii_case(wanted)
+                        || u.display_name.eq_ignore_ascii_case(wanted)
+                })
+                .with_context(|| format!("no user {wanted:?} in this account"))?;
+            let mapped = app
+                .desk
+                .map_member(account, team, found.id, &member)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "{}'s notes are credited to {} ({})",
+                found.display_name, mapped.name, mapped.id
+            );
+            ExitCode::SUCCESS
+        }
+    };
+    app.store.close().await;
+    Ok(code)
+}
+
+fn required(field: &rf_psa::Field) -> &'static str {
+    if field.required { " (required)" } else { "" }
+}
+
+/// Settings from `--set NAME=VALUE`, credentials from RF_PSA_<NAME> or stdin.
+fn psa_fields(
+    provider: rf_core::psa::Provider,
+    pairs: &[String],
+) -> anyhow::Result<(serde_json::Value, serde_json::Value)> {
+    let fields = rf_psa::fields(provider);
+    let mut settings = serde_json::Map::new();
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--set {pair}: use NAME=VALUE"))?;
+        match fields.iter().find(|f| f.name == name.trim()) {
+            Some(field) if field.secret => anyhow::bail!(
+                "{name} is a credential: set RF_PSA_{} instead of passing it as an argument",
+                field.name.to_uppercase()
+            ),
+            Some(field) => {
+                settings.insert(field.name.to_owned(), value.trim().into());
+            }
+            None => anyhow::bail!(
+                "{} has no setting {name:?}; `resolutionflow psa fields {provider}` lists them",
+                provider.title()
+            ),
+        }
+    }
+    let mut credentials = serde_json::Map::new();
+    let mut stdin = std::io::stdin().lines();
+    for field in fields.iter().filter(|f| f.secret) {
+        let value = match std::env::var(format!("RF_PSA_{}", field.name.to_uppercase())) {
+            Ok(value) => value,
+            Err(_) => {
+                eprint!("{} ({}): ", field.label, field.name);
+                stdin.next().transpose()?.unwrap_or_default()
+            }
+        };
+        let value = value.trim();
+        if value.is_empty() && field.required {
+            anyhow::bail!(
+                "{} needs {}: set RF_PSA_{}",
+                provider.title(),
+                field.name,
+                field.name.to_uppercase()
+            );
+        }
+        if !value.is_empty() {
+            credentials.insert(field.name.to_owned(), value.into());
+        }
+    }
+    Ok((settings.into(), credentials.into()))
 }

@@ -19,6 +19,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub smtp: SmtpConfig,
     pub slack: SlackConfig,
+    pub psa: PsaConfig,
     pub jobs: JobsConfig,
     pub log: LogConfig,
 }
@@ -120,6 +121,23 @@ impl Default for SmtpConfig {
             password: None,
             from: "ResolutionFlow <resolutionflow@localhost>".to_owned(),
             timeout_seconds: 15,
+        }
+    }
+}
+
+/// PSA integration. Connections (which PSA, credentials) are per team, stored encrypted in the
+/// database: `resolutionflow psa add` or the companion's settings page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PsaConfig {
+    /// How long one PSA API call may take before it counts as an outage (and is retried).
+    pub timeout_seconds: u64,
+}
+
+impl Default for PsaConfig {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 20,
         }
     }
 }
@@ -350,6 +368,7 @@ const SECTIONS: &[&str] = &[
     "console",
     "smtp",
     "slack",
+    "psa",
     "jobs",
     "log",
 ];

@@ -112,7 +112,8 @@ pub struct Rotation {
     pub current: usize,
 }
 
-/// Re-encrypts every stored installation secret sealed under `old` with `current`. Every secret is
+/// Re-encrypts every stored secret (installation secrets, PSA credentials) sealed under `old` with
+/// `current`. Every secret is
 /// opened before any is written: one that opens under neither key stops the rotation, with an
 /// error naming it, before anything changed. Secrets already under `current` are left alone, so an
 /// interrupted rotation can simply be run again.
@@ -122,12 +123,36 @@ pub async fn rotate(
     current: &MasterKey,
     now: Timestamp,
 ) -> anyhow::Result<Rotation> {
+    let (old_psa, current_psa) = (
+        Sealer::new(old, crate::psa::PSA_CREDENTIALS),
+        Sealer::new(current, crate::psa::PSA_CREDENTIALS),
+    );
     let (old, current) = (
         Sealer::new(old, INSTALLATION_SECRETS),
         Sealer::new(current, INSTALLATION_SECRETS),
     );
     let mut done = Rotation::default();
     let mut to_write = Vec::new();
+    let mut psa_to_write = Vec::new();
+    for connection in store.all_psa_connections().await? {
+        let owner = crate::psa::credentials_owner(connection.account_id, connection.id);
+        if current_psa
+            .open(&connection.sealed_credentials, &owner)
+            .is_ok()
+        {
+            done.current += 1;
+            continue;
+        }
+        let plain = old_psa
+            .open(&connection.sealed_credentials, &owner)
+            .with_context(|| {
+                format!(
+                    "the {} credentials of PSA connection {} open under neither key",
+                    connection.provider, connection.id
+                )
+            })?;
+        psa_to_write.push((connection, current_psa.seal(&plain, &owner)));
+    }
     for (installation, purpose, sealed) in store.all_installation_secrets().await? {
         let owner = installation_secret_owner(&installation, &purpose);
         if current.open(&sealed, &owner).is_ok() {
@@ -144,7 +169,12 @@ pub async fn rotate(
             .save_installation_secret(installation, purpose, sealed, now)
             .await?;
     }
-    done.rotated = to_write.len();
+    for (connection, sealed) in &psa_to_write {
+        store
+            .reseal_psa_credentials(connection.id, &connection.sealed_credentials, sealed)
+            .await?;
+    }
+    done.rotated = to_write.len() + psa_to_write.len();
     Ok(done)
 }
 

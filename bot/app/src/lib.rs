@@ -12,4 +12,5 @@ pub mod flows;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod psa;
 pub mod slack;

@@ -13,6 +13,8 @@ pub enum ThreadCommand {
     Fact(String),
     Note(String),
     Ticket(String),
+    /// Preview the session note for the linked ticket, with a button that posts it.
+    Push,
     Park(Option<String>),
     /// Escalate to a senior; without a reason the form opens.
     Escalate {
@@ -56,7 +58,8 @@ pub const THREAD_HELP: &str = "In a session thread you can type:\n\
 • `note <text>`: add a note to the ticket documentation\n\
 • `fact <text>`: record something you have confirmed\n\
 • `facts`: list the confirmed facts\n\
-• `ticket <number>`: link the PSA ticket\n\
+• `ticket <number>`: link the PSA ticket (its details are pulled in)\n\
+• `push`: preview the session note and post it to the linked ticket\n\
 • `park [reason]`: hand the session back to the team; anyone can `resume` it\n\
 • `escalate [low|normal|high|urgent] [reason]`: ask a senior; without a reason, a form opens\n\
 • `resume`: pick up a parked session\n\
@@ -92,6 +95,7 @@ pub fn parse_thread_command(text: &str) -> Option<Result<ThreadCommand, String>>
             }
             ThreadCommand::Ticket(number.to_owned())
         }
+        "push" if rest.is_empty() => ThreadCommand::Push,
         "park" => ThreadCommand::Park(rest_opt),
         "escalate" => {
             let (priority, reason) = match rest.split_once(char::is_whitespace) {

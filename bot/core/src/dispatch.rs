@@ -20,6 +20,8 @@ use crate::team::{LadderAction, TeamSettings};
 use crate::time::{Clock, human_duration};
 use std::sync::Arc;
 
+mod psa;
+
 /// Runs jobs against the platforms and the mail server.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -31,6 +33,8 @@ pub struct Dispatcher {
     redactor: Redactor,
     counters: crate::counters::Counters,
     inbound: std::collections::HashMap<Platform, Arc<dyn InboundHandler>>,
+    /// The teams' PSAs, when the integration is enabled.
+    desk: Option<Arc<dyn crate::psa::TicketDesk>>,
 }
 
 /// The error recorded on a delivery the platform rate-limited.
@@ -65,7 +69,14 @@ impl Dispatcher {
             redactor: Redactor::new(),
             counters: crate::counters::Counters::new(),
             inbound: std::collections::HashMap::new(),
+            desk: None,
         }
+    }
+
+    /// Pulls tickets from and posts notes to the teams' PSAs through `desk`.
+    pub fn with_desk(mut self, desk: Arc<dyn crate::psa::TicketDesk>) -> Self {
+        self.desk = Some(desk);
+        self
     }
 
     /// Hands `platform`'s recorded events to `handler`.
@@ -149,6 +160,8 @@ impl Dispatcher {
                     error: format!("{} is not connected on this server", effect.platform()),
                 },
             },
+            Job::PsaTicket { session, ticket } => self.psa_ticket(job, *session, ticket).await,
+            Job::PsaNote { note, .. } => self.psa_note(job, *note).await,
         }
     }
 

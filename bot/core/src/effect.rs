@@ -282,6 +282,15 @@ pub enum Action {
     Escalate {
         session: SessionId,
     },
+    /// Preview the session note for the linked PSA ticket.
+    PushPreview {
+        session: SessionId,
+    },
+    /// Post the previewed note (`version` names the content that was previewed).
+    PushNote {
+        session: SessionId,
+        version: String,
+    },
     /// Claim an escalation (first click wins).
     Claim {
         handoff: HandoffId,
@@ -320,7 +329,9 @@ impl Action {
             | Action::Resume { session }
             | Action::Resolve { session }
             | Action::Export { session, .. }
-            | Action::Escalate { session } => ActionTarget::Session(*session),
+            | Action::Escalate { session }
+            | Action::PushPreview { session }
+            | Action::PushNote { session, .. } => ActionTarget::Session(*session),
             Action::Claim { handoff }
             | Action::ViewHandoff { handoff }
             | Action::Acknowledge { handoff }

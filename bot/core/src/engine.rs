@@ -33,6 +33,8 @@ use crate::session::{
 use crate::time::{Clock, Timestamp};
 use std::sync::Arc;
 
+mod push;
+
 /// How many times an event is re-decided when another writer got there first.
 const MAX_ATTEMPTS: usize = 5;
 
@@ -138,6 +140,8 @@ pub(crate) struct Loaded {
     pub(crate) facts: Vec<Fact>,
     pub(crate) team: Option<Team>,
     pub(crate) handoff: Option<Handoff>,
+    /// The team's PSA connection, the note and its post log (linking tickets, pushing notes).
+    pub(crate) push: Option<push::PushContext>,
 }
 
 /// The context of one decision.
@@ -641,6 +645,25 @@ impl Engine {
         if let Some(handoff) = session.handoff_id {
             loaded.handoff = Some(self.store.get_handoff(account, handoff).await?);
         }
+        match input {
+            Input::Action {
+                action: Action::PushNote { .. },
+                ..
+            } => loaded.push = Some(self.push_context(session).await?),
+            Input::Text(text)
+                if matches!(
+                    parse_thread_command(text),
+                    Some(Ok(ThreadCommand::Ticket(_)))
+                ) =>
+            {
+                loaded.push = Some(push::PushContext {
+                    connection: self.psa_connection(session).await?,
+                    note: None,
+                    log: Vec::new(),
+                });
+            }
+            _ => {}
+        }
         Ok(loaded)
     }
 
@@ -686,8 +709,20 @@ impl Engine {
                     return Ok(Some(vec![turn.private(text)]));
                 }
                 Some(Ok(ThreadCommand::Export(format))) => format,
+                Some(Ok(ThreadCommand::Push)) => {
+                    return Ok(Some(vec![turn.reply(self.push_preview(turn).await?)]));
+                }
                 _ => return Ok(None),
             },
+            Input::Action {
+                action: Action::PushPreview { .. },
+                ..
+            } => {
+                if !turn.actor.role.can_work_sessions() {
+                    return Ok(Some(vec![turn.private(viewer_refusal())]));
+                }
+                return Ok(Some(vec![turn.reply(self.push_preview(turn).await?)]));
+            }
             Input::Action {
                 action: Action::Export { format, .. },
                 ..
@@ -963,21 +998,18 @@ impl Turn<'_> {
                     thread: self.session.thread.clone(),
                 }],
             },
-            ThreadCommand::Ticket(ticket) => Decision {
-                change: SessionChange {
-                    psa_ticket: Some(ticket.clone()),
-                    ..SessionChange::default()
+            ThreadCommand::Ticket(ticket) => {
+                let (message, jobs) = self.link_ticket(&ticket);
+                Decision {
+                    change: SessionChange {
+                        psa_ticket: Some(ticket.clone()),
+                        jobs,
+                        ..SessionChange::default()
+                    }
+                    .step(NewStep::by(user, StepKind::TicketLinked { ticket })),
+                    effects: vec![self.reply(message)],
                 }
-                .step(NewStep::by(
-                    user,
-                    StepKind::TicketLinked {
-                        ticket: ticket.clone(),
-                    },
-                )),
-                effects: vec![self.reply(Message::text(format!(
-                    "Linked to ticket #{ticket}. The ticket note will reference it."
-                )))],
-            },
+            }
             ThreadCommand::Park(reason) => self.park(reason.map(|r| self.redact(&r))),
             ThreadCommand::Escalate { priority, reason } => match reason {
                 Some(reason) => {
@@ -989,6 +1021,7 @@ impl Turn<'_> {
             ThreadCommand::Resolve(summary) => self.resolve(summary.map(|s| self.redact(&s))),
             // Read-only commands are answered before deciding.
             ThreadCommand::Facts
+            | ThreadCommand::Push
             | ThreadCommand::Export(_)
             | ThreadCommand::Status
             | ThreadCommand::Link
@@ -1176,6 +1209,13 @@ impl Turn<'_> {
                     },
                 ),
             ]);
+        let message = match &self.session.psa_ticket {
+            Some(ticket) => message.choices(vec![Choice::new(
+                format!("Push to ticket #{ticket}"),
+                Action::PushPreview { session: id },
+            )]),
+            None => message,
+        };
         let mut change = SessionChange {
             status: Some(SessionStatus::Resolved),
             resolution: Some(summary.clone()),
@@ -1206,8 +1246,9 @@ impl Turn<'_> {
             Action::Resume { .. } => return self.resume(),
             Action::Resolve { .. } => return self.resolve(None),
             Action::Escalate { .. } => return self.open_escalate_form(),
+            Action::PushNote { version, .. } => return self.push_note(&version),
             // Answered before deciding.
-            Action::Export { .. } => return Decision::default(),
+            Action::Export { .. } | Action::PushPreview { .. } => return Decision::default(),
             _ => {}
         }
         match self.session.status {

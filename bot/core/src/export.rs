@@ -128,6 +128,25 @@ pub fn describe_step(step: &TimelineStep) -> StepLine {
         StepKind::FactAdded { text } => format!("{who} confirmed: {text}"),
         StepKind::NoteAdded { text } => format!("Note from {who}: {text}"),
         StepKind::TicketLinked { ticket } => format!("{who} linked ticket #{ticket}"),
+        StepKind::TicketPulled { ticket, provider } => {
+            let details = ticket
+                .fields()
+                .into_iter()
+                .skip(1)
+                .map(|(label, value)| format!("{}: {value}", label.to_lowercase()))
+                .collect::<Vec<_>>();
+            format!(
+                "Ticket #{} in {}: \"{}\"{}",
+                ticket.id,
+                provider.title(),
+                ticket.summary,
+                if details.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", details.join(", "))
+                }
+            )
+        }
         StepKind::Parked { reason } => match reason {
             Some(reason) => format!("{who} parked the session: {reason}"),
             None => format!("{who} parked the session"),

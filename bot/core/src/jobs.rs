@@ -3,7 +3,7 @@
 
 use crate::domain::Platform;
 use crate::effect::Effect;
-use crate::ids::{AccountId, HandoffId, UserId};
+use crate::ids::{AccountId, HandoffId, SessionId, UserId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -41,6 +41,13 @@ pub enum Job {
     },
     /// Carry out an effect the platform could not take the first time (rate limit, outage).
     Perform { effect: Effect },
+    /// Pull a linked ticket's details from the team's PSA into the session.
+    PsaTicket { session: SessionId, ticket: String },
+    /// Post a queued note (a row of the post log) to its ticket.
+    PsaNote {
+        session: SessionId,
+        note: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +78,8 @@ impl Job {
             Job::IdleRelease { .. } => "idle_release",
             Job::Inbound { .. } => "inbound",
             Job::Perform { .. } => "perform",
+            Job::PsaTicket { .. } => "psa_ticket",
+            Job::PsaNote { .. } => "psa_note",
         }
     }
 
@@ -87,6 +96,10 @@ impl Job {
             | Job::IdleRelease { handoff, .. } => format!("handoff:{handoff}"),
             Job::Inbound { lane, .. } => lane.clone(),
             Job::Perform { effect } => format!("perform:{}", effect.place_key()),
+            // A session's PSA work runs in order: its notes land in the order they were pushed.
+            Job::PsaTicket { session, .. } | Job::PsaNote { session, .. } => {
+                format!("psa:{session}")
+            }
         }
     }
 }

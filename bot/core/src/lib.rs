@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod ports;
+pub mod psa;
 pub mod redact;
 pub mod session;
 pub mod team;

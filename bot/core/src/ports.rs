@@ -11,6 +11,7 @@ use crate::links::ShareLink;
 use crate::metrics::EscalationRow;
 use crate::notify::MessageRef;
 use crate::outbox::{Delivery, DeliveryStatus, HandoffEvent, NewDelivery, NewEvent};
+use crate::psa::{MemberMapping, NoteOutcome, PsaConnection, PsaNoteRecord};
 use crate::session::{
     Fact, NewSession, Session, SessionChange, SessionFilter, StepKind, TimelineStep,
 };
@@ -360,17 +361,80 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     // --- inbound de-duplication ---------------------------------------------------------------
 
-    /// Records an inbound delivery under every one of its `keys` (an event id, a channel and
-    /// message timestamp…) together with the job that handles it, in one transaction. `false`, and
-    /// nothing recorded, when any key was seen before: a retried or re-sent delivery.
     /// Forgets inbound deliveries recorded before `before` (platforms stop retrying long before).
     async fn purge_inbound(&self, before: Timestamp) -> StoreResult<u64>;
 
+    /// Records an inbound delivery under every one of its `keys` (an event id, a channel and
+    /// message timestamp…) together with the job that handles it, in one transaction. `false`, and
+    /// nothing recorded, when any key was seen before: a retried or re-sent delivery.
     async fn accept_inbound(
         &self,
         source: &str,
         keys: &[String],
         job: NewJob,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    // --- PSA ------------------------------------------------------------------------------------
+
+    /// Saves a team's PSA connection (one per team): a connection for a team that has one
+    /// replaces its settings and credentials and keeps its id.
+    async fn save_psa_connection(&self, connection: &PsaConnection) -> StoreResult<()>;
+
+    async fn psa_connection(
+        &self,
+        account: AccountId,
+        team: TeamId,
+    ) -> StoreResult<Option<PsaConnection>>;
+
+    /// Removes a team's connection and its member mapping; `false` if there was none.
+    async fn delete_psa_connection(&self, account: AccountId, team: TeamId) -> StoreResult<bool>;
+
+    /// Every connection of every account (for re-encrypting credentials under a new key).
+    async fn all_psa_connections(&self) -> StoreResult<Vec<PsaConnection>>;
+
+    /// Replaces a connection's sealed credentials only if they are still `expected`.
+    async fn reseal_psa_credentials(
+        &self,
+        connection: uuid::Uuid,
+        expected: &str,
+        sealed: &str,
+    ) -> StoreResult<bool>;
+
+    async fn psa_member(
+        &self,
+        account: AccountId,
+        connection: uuid::Uuid,
+        user: UserId,
+    ) -> StoreResult<Option<MemberMapping>>;
+
+    /// Saves a mapping. A mapping set by a person is never replaced by one matched by e-mail.
+    async fn save_psa_member(&self, account: AccountId, mapping: &MemberMapping)
+    -> StoreResult<()>;
+
+    async fn psa_members(
+        &self,
+        account: AccountId,
+        connection: uuid::Uuid,
+    ) -> StoreResult<Vec<MemberMapping>>;
+
+    async fn psa_note(&self, account: AccountId, note: uuid::Uuid) -> StoreResult<PsaNoteRecord>;
+
+    /// The post log of a session, oldest first.
+    async fn psa_notes(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> StoreResult<Vec<PsaNoteRecord>>;
+
+    /// Records how a queued note ended, with the jobs that tell people, in one transaction. A
+    /// note that already ended is left as it is (and `jobs` are not added): `false`.
+    async fn finish_psa_note(
+        &self,
+        account: AccountId,
+        note: uuid::Uuid,
+        outcome: &NoteOutcome,
+        jobs: &[NewJob],
         now: Timestamp,
     ) -> StoreResult<bool>;
 }

@@ -165,6 +165,11 @@ pub enum StepKind {
     TicketLinked {
         ticket: String,
     },
+    /// The linked ticket's details, pulled from the PSA.
+    TicketPulled {
+        ticket: crate::psa::Ticket,
+        provider: crate::psa::Provider,
+    },
     Parked {
         reason: Option<String>,
     },
@@ -205,6 +210,7 @@ impl StepKind {
             StepKind::FactAdded { .. } => "fact_added",
             StepKind::NoteAdded { .. } => "note_added",
             StepKind::TicketLinked { .. } => "ticket_linked",
+            StepKind::TicketPulled { .. } => "ticket_pulled",
             StepKind::Parked { .. } => "parked",
             StepKind::Resumed => "resumed",
             StepKind::Resolved { .. } => "resolved",
@@ -325,6 +331,9 @@ pub struct SessionChange {
     pub deliveries: Vec<NewDelivery>,
     pub jobs: Vec<NewJob>,
     pub events: Vec<NewEvent>,
+    /// A note queued for the PSA (the post log row). When a note with the same idempotency key
+    /// was queued before, nothing is added and the change's `psa_note` jobs are dropped.
+    pub psa_note: Option<crate::psa::NewPsaNote>,
 }
 
 impl SessionChange {
@@ -343,6 +352,7 @@ impl SessionChange {
             && self.deliveries.is_empty()
             && self.jobs.is_empty()
             && self.events.is_empty()
+            && self.psa_note.is_none()
     }
 
     pub fn step(mut self, step: NewStep) -> Self {

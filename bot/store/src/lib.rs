@@ -21,6 +21,7 @@ use rf_core::metrics::EscalationRow;
 use rf_core::notify::MessageRef;
 use rf_core::outbox::{Delivery, DeliveryStatus, HandoffEvent, NewDelivery, NewEvent};
 use rf_core::ports::{ClaimPlan, HandoffFilter};
+use rf_core::psa::{MemberMapping, NoteOutcome, NoteStatus, PsaConnection, PsaNoteRecord};
 use rf_core::session::{
     Fact, NewSession, NewStep, Session, SessionChange, SessionFilter, SessionStatus, TimelineStep,
 };
@@ -30,8 +31,8 @@ use rf_core::{Store, StoreError, StoreResult};
 use rows::{
     AccountRow, ClaimRow, DELIVERY_COLUMNS, DeliveryRow, EscalationDbRow, EventRow,
     FLOW_SUMMARY_COLUMNS, FactRow, FlowHitRow, FlowRow, FlowSummaryRow, HANDOFF_SELECT, HandoffRow,
-    JobRow, LinkRow, SESSION_COLUMNS, SessionRow, StepRow, TeamRow, UserRow, purpose_word,
-    scope_columns, to_json,
+    JobRow, LinkRow, PsaConnectionRow, PsaMemberRow, PsaNoteRow, SESSION_COLUMNS, SessionRow,
+    StepRow, TeamRow, UserRow, purpose_word, scope_columns, to_json,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -939,7 +940,40 @@ impl Store for SqlStore {
             .await
             .map_err(db_err)?;
             insert_deliveries!(tx, account, &change.deliveries, now);
-            insert_jobs!(tx, &change.jobs, now);
+            let mut jobs = change.jobs.as_slice();
+            let kept: Vec<NewJob>;
+            if let Some(note) = &change.psa_note {
+                let queued = sqlx::query(
+                    "INSERT INTO psa_notes (id, account_id, session_id, idempotency_key, ticket, version, \
+                         body, requested_by, status, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9) \
+                     ON CONFLICT (account_id, idempotency_key) DO NOTHING",
+                )
+                .bind(note.id)
+                .bind(u(account))
+                .bind(u(session))
+                .bind(note.idempotency_key.as_str())
+                .bind(note.ticket.as_str())
+                .bind(note.version.as_str())
+                .bind(note.body.as_str())
+                .bind(u(note.requested_by))
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+                if queued == 0 {
+                    // Queued before: the job that posts it exists already.
+                    kept = change
+                        .jobs
+                        .iter()
+                        .filter(|job| !matches!(job.job, Job::PsaNote { .. }))
+                        .cloned()
+                        .collect();
+                    jobs = &kept;
+                }
+            }
+            insert_jobs!(tx, jobs, now);
             insert_events!(self, tx, account, &change.events, now);
             for (i, step) in change.steps.iter().enumerate() {
                 insert_step(&mut tx, account, session, first_seq + i as i64, step, now).await?;
@@ -1656,7 +1690,261 @@ impl Store for SqlStore {
             Ok::<_, StoreError>(true)
         })
     }
+
+    async fn save_psa_connection(&self, connection: &PsaConnection) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO psa_connections (id, account_id, team_id, provider, settings, credentials, \
+                 created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (account_id, team_id) DO UPDATE SET provider = excluded.provider, \
+                 settings = excluded.settings, credentials = excluded.credentials, \
+                 updated_at = excluded.updated_at",
+        )
+        .bind(connection.id)
+        .bind(u(connection.account_id))
+        .bind(u(connection.team_id))
+        .bind(connection.provider.as_str())
+        .bind(to_json(&connection.settings))
+        .bind(connection.sealed_credentials.as_str())
+        .bind(connection.updated_at.as_millis())
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(db_err)
+        })
+    }
+
+    async fn psa_connection(
+        &self,
+        account: AccountId,
+        team: TeamId,
+    ) -> StoreResult<Option<PsaConnection>> {
+        let row: Option<PsaConnectionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id, account_id, team_id, provider, settings, credentials, created_at, updated_at \
+             FROM psa_connections WHERE account_id = $1 AND team_id = $2",
+        )
+        .bind(u(account))
+        .bind(u(team))
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)
+        })?;
+        row.map(PsaConnection::try_from).transpose()
+    }
+
+    async fn delete_psa_connection(&self, account: AccountId, team: TeamId) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            sqlx::query(
+                "DELETE FROM psa_members WHERE connection_id IN \
+                 (SELECT id FROM psa_connections WHERE account_id = $1 AND team_id = $2)",
+            )
+            .bind(u(account))
+            .bind(u(team))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let deleted =
+                sqlx::query("DELETE FROM psa_connections WHERE account_id = $1 AND team_id = $2")
+                    .bind(u(account))
+                    .bind(u(team))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+            tx.commit().await.map_err(db_err)?;
+            Ok::<_, StoreError>(deleted > 0)
+        })
+    }
+
+    async fn all_psa_connections(&self) -> StoreResult<Vec<PsaConnection>> {
+        let rows: Vec<PsaConnectionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id, account_id, team_id, provider, settings, credentials, created_at, updated_at \
+             FROM psa_connections ORDER BY created_at, id",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)
+        })?;
+        rows.into_iter().map(PsaConnection::try_from).collect()
+    }
+
+    async fn reseal_psa_credentials(
+        &self,
+        connection: Uuid,
+        expected: &str,
+        sealed: &str,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE psa_connections SET credentials = $1 WHERE id = $2 AND credentials = $3",
+        )
+        .bind(sealed)
+        .bind(connection)
+        .bind(expected)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected() > 0)
+        .map_err(db_err))
+    }
+
+    async fn psa_member(
+        &self,
+        account: AccountId,
+        connection: Uuid,
+        user: UserId,
+    ) -> StoreResult<Option<MemberMapping>> {
+        let row: Option<PsaMemberRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT connection_id, user_id, member_id, member_name, member_email, source, updated_at \
+             FROM psa_members WHERE account_id = $1 AND connection_id = $2 AND user_id = $3",
+        )
+        .bind(u(account))
+        .bind(connection)
+        .bind(u(user))
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)
+        })?;
+        row.map(MemberMapping::try_from).transpose()
+    }
+
+    async fn save_psa_member(
+        &self,
+        account: AccountId,
+        mapping: &MemberMapping,
+    ) -> StoreResult<()> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO psa_members (connection_id, account_id, user_id, member_id, member_name, \
+                 member_email, source, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             WHERE EXISTS (SELECT 1 FROM psa_connections WHERE id = $1 AND account_id = $2) \
+             ON CONFLICT (connection_id, user_id) DO UPDATE SET member_id = excluded.member_id, \
+                 member_name = excluded.member_name, member_email = excluded.member_email, \
+                 source = excluded.source, updated_at = excluded.updated_at \
+             WHERE psa_members.source <> 'manual' OR excluded.source = 'manual'",
+        )
+        .bind(mapping.connection_id)
+        .bind(u(account))
+        .bind(u(mapping.user_id))
+        .bind(mapping.member.id.as_str())
+        .bind(mapping.member.name.as_str())
+        .bind(mapping.member.email.as_deref())
+        .bind(mapping.source.as_str())
+        .bind(mapping.updated_at.as_millis())
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(db_err))
+    }
+
+    async fn psa_members(
+        &self,
+        account: AccountId,
+        connection: Uuid,
+    ) -> StoreResult<Vec<MemberMapping>> {
+        let rows: Vec<PsaMemberRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT connection_id, user_id, member_id, member_name, member_email, source, updated_at \
+             FROM psa_members WHERE account_id = $1 AND connection_id = $2 ORDER BY member_name",
+        )
+        .bind(u(account))
+        .bind(connection)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)
+        })?;
+        rows.into_iter().map(MemberMapping::try_from).collect()
+    }
+
+    async fn psa_note(&self, account: AccountId, note: Uuid) -> StoreResult<PsaNoteRecord> {
+        let row: PsaNoteRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {PSA_NOTE_COLUMNS} FROM psa_notes WHERE account_id = $1 AND id = $2"
+        )))
+        .bind(u(account))
+        .bind(note)
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("PSA note")))?;
+        row.try_into()
+    }
+
+    async fn psa_notes(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> StoreResult<Vec<PsaNoteRecord>> {
+        let rows: Vec<PsaNoteRow> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {PSA_NOTE_COLUMNS} FROM psa_notes WHERE account_id = $1 AND session_id = $2 \
+             ORDER BY created_at, id"
+        )))
+        .bind(u(account))
+        .bind(u(session))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)
+            })?;
+        rows.into_iter().map(PsaNoteRecord::try_from).collect()
+    }
+
+    async fn finish_psa_note(
+        &self,
+        account: AccountId,
+        note: Uuid,
+        outcome: &NoteOutcome,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (status, member, psa_note_id, error, posted_at) = match outcome {
+            NoteOutcome::Posted {
+                psa_note_id,
+                member,
+            } => (
+                NoteStatus::Posted,
+                member.as_deref(),
+                Some(psa_note_id.as_str()),
+                None,
+                Some(now.as_millis()),
+            ),
+            NoteOutcome::Failed { error } => {
+                (NoteStatus::Failed, None, None, Some(error.as_str()), None)
+            }
+        };
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let finished = sqlx::query(
+                "UPDATE psa_notes SET status = $1, member = $2, psa_note_id = $3, error = $4, \
+                     posted_at = $5 \
+                 WHERE account_id = $6 AND id = $7 AND status = 'queued'",
+            )
+            .bind(status.as_str())
+            .bind(member)
+            .bind(psa_note_id)
+            .bind(error)
+            .bind(posted_at)
+            .bind(u(account))
+            .bind(note)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if finished == 0 {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(false);
+            }
+            insert_jobs!(tx, jobs, now);
+            tx.commit().await.map_err(db_err)?;
+            Ok::<_, StoreError>(true)
+        })
+    }
 }
+
+const PSA_NOTE_COLUMNS: &str = "id, account_id, session_id, idempotency_key, ticket, version, body, \
+    requested_by, status, member, psa_note_id, error, created_at, posted_at";
 
 fn prefixed_summary_columns(alias: &str) -> String {
     FLOW_SUMMARY_COLUMNS

@@ -14,6 +14,7 @@ use rf_core::metrics::EscalationRow;
 use rf_core::outbox::{
     Delivery, DeliveryChannel, DeliveryPurpose, DeliveryStatus, EventKind, HandoffEvent,
 };
+use rf_core::psa::{Member, MemberMapping, PsaConnection, PsaNoteRecord};
 use rf_core::session::{
     Conversation, Fact, FactSource, Session, SessionStatus, StepKind, TimelineStep,
 };
@@ -551,6 +552,105 @@ impl TryFrom<EscalationDbRow> for EscalationRow {
             category: row.category,
             claim_count: row.claim_count,
             release_count: row.release_count,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PsaConnectionRow {
+    id: Uuid,
+    account_id: Uuid,
+    team_id: Uuid,
+    provider: String,
+    settings: String,
+    credentials: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<PsaConnectionRow> for PsaConnection {
+    type Error = StoreError;
+
+    fn try_from(row: PsaConnectionRow) -> Result<Self, StoreError> {
+        Ok(PsaConnection {
+            id: row.id,
+            account_id: AccountId::from_uuid(row.account_id),
+            team_id: TeamId::from_uuid(row.team_id),
+            provider: word("PSA connection", &row.provider)?,
+            settings: json("PSA connection", &row.settings)?,
+            sealed_credentials: row.credentials,
+            created_at: ts(row.created_at),
+            updated_at: ts(row.updated_at),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PsaMemberRow {
+    connection_id: Uuid,
+    user_id: Uuid,
+    member_id: String,
+    member_name: String,
+    member_email: Option<String>,
+    source: String,
+    updated_at: i64,
+}
+
+impl TryFrom<PsaMemberRow> for MemberMapping {
+    type Error = StoreError;
+
+    fn try_from(row: PsaMemberRow) -> Result<Self, StoreError> {
+        Ok(MemberMapping {
+            connection_id: row.connection_id,
+            user_id: UserId::from_uuid(row.user_id),
+            member: Member {
+                id: row.member_id,
+                name: row.member_name,
+                email: row.member_email,
+            },
+            source: word("PSA member mapping", &row.source)?,
+            updated_at: ts(row.updated_at),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PsaNoteRow {
+    id: Uuid,
+    account_id: Uuid,
+    session_id: Uuid,
+    idempotency_key: String,
+    ticket: String,
+    version: String,
+    body: String,
+    requested_by: Uuid,
+    status: String,
+    member: Option<String>,
+    psa_note_id: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    posted_at: Option<i64>,
+}
+
+impl TryFrom<PsaNoteRow> for PsaNoteRecord {
+    type Error = StoreError;
+
+    fn try_from(row: PsaNoteRow) -> Result<Self, StoreError> {
+        Ok(PsaNoteRecord {
+            id: row.id,
+            account_id: AccountId::from_uuid(row.account_id),
+            session_id: SessionId::from_uuid(row.session_id),
+            idempotency_key: row.idempotency_key,
+            ticket: row.ticket,
+            version: row.version,
+            body: row.body,
+            requested_by: UserId::from_uuid(row.requested_by),
+            status: word("PSA note", &row.status)?,
+            member: row.member,
+            psa_note_id: row.psa_note_id,
+            error: row.error,
+            created_at: ts(row.created_at),
+            posted_at: row.posted_at.map(ts),
         })
     }
 }
