@@ -331,6 +331,7 @@ where
 }
 
 pub mod process;
+pub mod psa;
 pub mod slack;
 pub mod smtp;
 

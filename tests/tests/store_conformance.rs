@@ -686,3 +686,188 @@ async fn installations_attach_disable_and_keep_sealed_secrets() {
         Some((acct.id, team.id))
     );
 }
+
+#[tokio::test]
+async fn psa_connections_mappings_and_the_post_log() {
+    use rf_core::jobs::{Job, NewJob};
+    use rf_core::psa::{
+        MappingSource, Member, MemberMapping, NewPsaNote, NoteOutcome, NoteStatus, Provider,
+        PsaConnection,
+    };
+    let db = TestDb::new().await;
+    let store = db.port();
+    let (acct, team) = account(store.as_ref(), "Acme").await.unwrap();
+    let (other, other_team) = account(store.as_ref(), "Other").await.unwrap();
+    let jane = jane(store.as_ref(), &acct, &team).await;
+
+    // One connection per team; saving again replaces it and keeps its id.
+    let connection = PsaConnection {
+        id: uuid::Uuid::now_v7(),
+        account_id: acct.id,
+        team_id: team.id,
+        provider: Provider::ConnectWise,
+        settings: serde_json::json!({"site": "na.myconnectwise.net", "company": "acme"}),
+        sealed_credentials: "v1:abcd:first".into(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.save_psa_connection(&connection).await.unwrap();
+    let replaced = PsaConnection {
+        id: uuid::Uuid::now_v7(),
+        provider: Provider::Halo,
+        sealed_credentials: "v1:abcd:second".into(),
+        updated_at: T0.plus_millis(1),
+        ..connection.clone()
+    };
+    store.save_psa_connection(&replaced).await.unwrap();
+    let stored = store
+        .psa_connection(acct.id, team.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id, connection.id, "the id is kept");
+    assert_eq!(stored.provider, Provider::Halo);
+    assert_eq!(stored.sealed_credentials, "v1:abcd:second");
+    assert!(
+        store
+            .psa_connection(other.id, other_team.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .reseal_psa_credentials(stored.id, "v1:abcd:first", "v1:ef01:x")
+            .await
+            .unwrap(),
+        "a stale expectation changes nothing"
+    );
+    assert!(
+        store
+            .reseal_psa_credentials(stored.id, "v1:abcd:second", "v1:ef01:x")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.all_psa_connections().await.unwrap().len(), 1);
+
+    // A manual mapping is never replaced by an e-mail match; another account cannot write one.
+    let mapping = |id: &str, source| MemberMapping {
+        connection_id: stored.id,
+        user_id: jane.id,
+        member: Member {
+            id: id.into(),
+            name: "Jane Doe".into(),
+            email: Some("jane@msp.example".into()),
+        },
+        source,
+        updated_at: T0,
+    };
+    store
+        .save_psa_member(acct.id, &mapping("jdoe", MappingSource::Manual))
+        .await
+        .unwrap();
+    store
+        .save_psa_member(acct.id, &mapping("jane.d", MappingSource::Email))
+        .await
+        .unwrap();
+    store
+        .save_psa_member(other.id, &mapping("intruder", MappingSource::Manual))
+        .await
+        .unwrap();
+    let found = store
+        .psa_member(acct.id, stored.id, jane.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.member.id.as_str(), found.source),
+        ("jdoe", MappingSource::Manual)
+    );
+    assert!(
+        store
+            .psa_member(other.id, stored.id, jane.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The same note queued twice is one row and one job.
+    let session = store
+        .create_session(new_session(&acct, &team, jane.id, "psa"), T0)
+        .await
+        .unwrap();
+    let queue = |lock_version| {
+        let note = uuid::Uuid::now_v7();
+        let change = SessionChange {
+            psa_note: Some(NewPsaNote {
+                id: note,
+                idempotency_key: format!("{}:12345:v1", session.id),
+                ticket: "12345".into(),
+                version: "v1".into(),
+                body: "Checked the cable.".into(),
+                requested_by: jane.id,
+            }),
+            jobs: vec![NewJob::now(
+                acct.id,
+                Job::PsaNote {
+                    session: session.id,
+                    note,
+                },
+                T0,
+            )],
+            ..SessionChange::default()
+        };
+        let store = store.clone();
+        async move {
+            store
+                .commit_session(acct.id, session.id, lock_version, change, T0)
+                .await
+                .unwrap()
+        }
+    };
+    let after = queue(session.lock_version).await;
+    queue(after.lock_version).await;
+    let log = store.psa_notes(acct.id, session.id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, NoteStatus::Queued);
+    let jobs = store.claim_jobs("w", T0, 60_000, 10).await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .filter(|j| matches!(j.job, Job::PsaNote { .. }))
+            .count(),
+        1
+    );
+
+    // A note ends once: a later outcome changes nothing and adds no jobs.
+    let posted = NoteOutcome::Posted {
+        psa_note_id: "777".into(),
+        member: Some("jdoe".into()),
+    };
+    assert!(
+        store
+            .finish_psa_note(acct.id, log[0].id, &posted, &[], T0.plus_millis(9))
+            .await
+            .unwrap()
+    );
+    let failed = NoteOutcome::Failed {
+        error: "late".into(),
+    };
+    assert!(
+        !store
+            .finish_psa_note(acct.id, log[0].id, &failed, &[], T0)
+            .await
+            .unwrap()
+    );
+    let note = store.psa_note(acct.id, log[0].id).await.unwrap();
+    assert_eq!(note.status, NoteStatus::Posted);
+    assert_eq!(note.psa_note_id.as_deref(), Some("777"));
+    assert_eq!(note.member.as_deref(), Some("jdoe"));
+    assert!(matches!(
+        store.psa_note(other.id, log[0].id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Disconnecting removes the mapping too.
+    assert!(store.delete_psa_connection(acct.id, team.id).await.unwrap());
+    assert!(!store.delete_psa_connection(acct.id, team.id).await.unwrap());
+}

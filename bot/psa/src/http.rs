@@ -268,3 +268,54 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     }
     crate::trim_text(&cause.to_string(), 200)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real TLS with the machine's roots (needs the network): `cargo test -p rf-psa -- --ignored`.
+    #[tokio::test]
+    #[ignore = "needs the network"]
+    async fn https_works_with_the_machines_roots() {
+        let client = http_client(Duration::from_secs(20)).unwrap();
+        let url = Url::parse("https://index.crates.io/config.json").unwrap();
+        let answer = client
+            .send(
+                Provider::Autotask,
+                Method::GET,
+                &url,
+                HeaderMap::new(),
+                Body::Empty,
+            )
+            .await
+            .expect("a TLS exchange");
+        assert!(answer.is_success(), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let client = http_client(Duration::from_secs(2)).unwrap();
+        let url = Url::parse(&format!("http://{address}/x?secret=hunter2")).unwrap();
+        let error = client
+            .send(
+                Provider::Halo,
+                Method::GET,
+                &url,
+                HeaderMap::new(),
+                Body::Empty,
+            )
+            .await
+            .unwrap_err();
+        let PsaError::Unavailable(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            message.starts_with("could not connect to HaloPSA at 127.0.0.1:"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}

@@ -1876,9 +1876,8 @@ impl Store for SqlStore {
         account: AccountId,
         session: SessionId,
     ) -> StoreResult<Vec<PsaNoteRecord>> {
-        let rows: Vec<PsaNoteRow> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<PsaNoteRow> = on_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PSA_NOTE_COLUMNS} FROM psa_notes WHERE account_id = $1 AND session_id = $2 \
              ORDER BY created_at, id"
         )))
@@ -1887,7 +1886,7 @@ impl Store for SqlStore {
         .fetch_all(pool)
         .await
         .map_err(db_err)
-            })?;
+        })?;
         rows.into_iter().map(PsaNoteRecord::try_from).collect()
     }
 
