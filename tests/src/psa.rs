@@ -680,9 +680,13 @@ impl FakePsa {
                     .unwrap_or(0);
                 self.at_resources(&search["filter"], offset)
             }
-            ("GET", ["Resources", id]) => Reply::ok(json!({
-                "item": self.at_resource_list().into_iter().find(|r| r["id"].to_string() == *id)
-            })),
+            ("GET", ["Resources", id]) => {
+                let found = self
+                    .at_resource_list()
+                    .into_iter()
+                    .find(|r| r["id"].as_u64().is_some_and(|n| id.parse() == Ok(n)));
+                Reply::ok(json!({ "item": found }))
+            }
             _ => self.error(404, &format!("{method} {} is not served", request.path)),
         }
     }
@@ -698,7 +702,7 @@ impl FakePsa {
         if let Some(field) = missing {
             return self.error(500, &format!("Value for field {field} is required."));
         }
-        if body["ticketID"].to_string() != id {
+        if body["ticketID"].as_u64() != id.parse().ok() {
             return self.error(500, "ticketID does not match the parent ticket.");
         }
         let member = request.header("impersonationresourceid").map(str::to_owned);

@@ -180,7 +180,14 @@ impl App {
             wake_worker.notify_one();
             wake_feed.notify_one();
         }));
+        let desk = crate::psa::Desk::new(
+            port.clone(),
+            clock.clone(),
+            &master,
+            Duration::from_secs(config.psa.timeout_seconds),
+        );
         let engine = Engine::new(port.clone(), clock.clone())
+            .with_desk(Arc::new(desk.clone()))
             .with_links(Arc::new(token_keys.clone()), link_ttl)
             .with_wake(wake.clone())
             .with_counters(counters.clone());
@@ -203,12 +210,6 @@ impl App {
             );
             tracing::info!(api = %config.slack.api_url, command = %config.slack.command, "Slack enabled");
         }
-        let desk = crate::psa::Desk::new(
-            port.clone(),
-            clock.clone(),
-            &master,
-            Duration::from_secs(config.psa.timeout_seconds),
-        );
         let mut dispatcher = Dispatcher::new(port.clone(), clock.clone(), notifiers)
             .with_desk(Arc::new(desk.clone()))
             .with_counters(counters.clone())

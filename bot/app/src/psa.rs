@@ -263,6 +263,16 @@ impl TicketDesk for Desk {
         let posted = client.post_note(&note).await?;
         Ok((posted, member))
     }
+
+    async fn map_member(
+        &self,
+        account: AccountId,
+        team: TeamId,
+        user: UserId,
+        member: &str,
+    ) -> Result<Member, PsaError> {
+        Desk::map_member(self, account, team, user, member).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -48,6 +48,13 @@ pub enum TopCommand {
     Queue,
     /// A private link to the metrics page.
     Metrics,
+    /// Whether the team has a PSA connection.
+    Psa,
+    /// Credit a user's ticket notes to a PSA member: `psa map @user jdoe`.
+    PsaMap {
+        user: String,
+        member: String,
+    },
     /// Start a session about this problem.
     Start(String),
     /// The command was recognised but used wrongly; the text says how to use it.
@@ -147,6 +154,19 @@ pub fn parse_top_command(text: &str) -> TopCommand {
         "queue" if rest.is_empty() => TopCommand::Queue,
         "metrics" if rest.is_empty() => TopCommand::Metrics,
         "escalations" if rest.eq_ignore_ascii_case("here") => TopCommand::EscalationsHere,
+        "psa" if rest.is_empty() => TopCommand::Psa,
+        "psa" => {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            match parts.as_slice() {
+                [verb, user, member] if verb.eq_ignore_ascii_case("map") => TopCommand::PsaMap {
+                    user: (*user).to_owned(),
+                    member: (*member).to_owned(),
+                },
+                _ => TopCommand::Invalid(
+                    "Usage: `psa map @user <member>`, e.g. `psa map @jane jdoe`".to_owned(),
+                ),
+            }
+        }
         "role" => {
             let mut parts = rest.split_whitespace();
             match (parts.next(), parts.next(), parts.next()) {
@@ -178,6 +198,7 @@ pub fn top_help(command_name: &str) -> String {
 • `{c} metrics`: a private link to the escalation metrics (admins)\n\
 • `{c} escalations here`: send the team's escalation cards to this channel (admins)\n\
 • `{c} role @user <role>`: set someone's role (admins)\n\
+• `{c} psa`: the team's PSA connection; `{c} psa map @user <member>`: credit someone's ticket notes to a PSA member\n\
 • `{c} help`: this help\n\n{THREAD_HELP}",
         c = command_name
     )
@@ -186,6 +207,23 @@ pub fn top_help(command_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psa_commands_parse() {
+        assert_eq!(parse_top_command("psa"), TopCommand::Psa);
+        assert_eq!(
+            parse_top_command("psa map <@U123|jane> jdoe"),
+            TopCommand::PsaMap {
+                user: "<@U123|jane>".into(),
+                member: "jdoe".into()
+            }
+        );
+        assert!(matches!(
+            parse_top_command("psa map jdoe"),
+            TopCommand::Invalid(_)
+        ));
+        assert_eq!(parse_thread_command("push"), Some(Ok(ThreadCommand::Push)));
+    }
 
     #[test]
     fn thread_commands_parse() {

@@ -105,6 +105,8 @@ pub struct Engine {
     links: Option<Links>,
     /// Called after a commit that recorded jobs, so a local worker can start at once.
     wake: Option<Wake>,
+    /// The teams' PSAs (member mapping from chat).
+    desk: Option<Arc<dyn crate::psa::TicketDesk>>,
     counters: crate::counters::Counters,
 }
 
@@ -162,6 +164,7 @@ impl Engine {
             redactor: Redactor::new(),
             links: None,
             wake: None,
+            desk: None,
             counters: crate::counters::Counters::new(),
         }
     }
@@ -179,6 +182,12 @@ impl Engine {
     /// Lets the engine hand out companion links that stay valid for `ttl_millis`.
     pub fn with_links(mut self, signer: Arc<dyn LinkSigner>, ttl_millis: i64) -> Self {
         self.links = Some(Links { signer, ttl_millis });
+        self
+    }
+
+    /// Reaches the teams' PSAs through `desk` (mapping members from chat).
+    pub fn with_desk(mut self, desk: Arc<dyn crate::psa::TicketDesk>) -> Self {
+        self.desk = Some(desk);
         self
     }
 
@@ -276,6 +285,10 @@ impl Engine {
             TopCommand::EscalationsHere => respond(self.escalations_here(actor, channel).await?),
             TopCommand::Queue => Ok(CommandOutcome::Respond(self.queue_message(actor).await?)),
             TopCommand::Metrics => respond(self.metrics_link(actor).await?),
+            TopCommand::Psa => respond(self.psa_status(actor).await?),
+            TopCommand::PsaMap { user, member } => {
+                respond(self.psa_map(actor, &user, &member).await?)
+            }
             TopCommand::Start(problem) => {
                 if !actor.role.can_work_sessions() {
                     return respond(viewer_refusal());

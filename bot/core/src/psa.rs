@@ -370,6 +370,16 @@ pub trait TicketDesk: Send + Sync + std::fmt::Debug {
         text: &str,
         author: UserId,
     ) -> Result<(PostedNote, Option<Member>), PsaError>;
+
+    /// Credits `user`'s notes to the PSA member `member` (identifier, id or name), checked
+    /// against the PSA; never replaced by e-mail matching.
+    async fn map_member(
+        &self,
+        account: AccountId,
+        team: TeamId,
+        user: UserId,
+        member: &str,
+    ) -> Result<Member, PsaError>;
 }
 
 #[cfg(test)]

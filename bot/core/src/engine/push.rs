@@ -61,6 +61,62 @@ impl Engine {
         Ok(preview(session.id, ticket, &connection, &note, None))
     }
 
+    /// `/rf psa`: whether the team is connected, and to what.
+    pub(super) async fn psa_status(&self, actor: &crate::domain::Actor) -> EngineResult<String> {
+        let connection = self
+            .store
+            .psa_connection(actor.account_id, actor.team_id)
+            .await?;
+        Ok(match connection {
+            Some(c) => format!(
+                "Your team is connected to {}. In a session thread, `ticket <number>` pulls a ticket in and `push` posts the note to it.",
+                c.provider.title()
+            ),
+            None => no_connection().to_owned(),
+        })
+    }
+
+    /// `/rf psa map @user <member>`: admins map anyone; everyone may map themselves.
+    pub(super) async fn psa_map(
+        &self,
+        actor: &crate::domain::Actor,
+        mention: &str,
+        member: &str,
+    ) -> EngineResult<String> {
+        let (platform_user_id, _) = super::parse_mention(mention);
+        if platform_user_id != actor.platform_user_id && !actor.role.is_admin() {
+            return Ok(
+                "Only admins can map other people; you can map yourself: `psa map @you <member>`."
+                    .to_owned(),
+            );
+        }
+        let Some(desk) = &self.desk else {
+            return Ok("PSA integration is not enabled on this server.".to_owned());
+        };
+        let Some(user) = self
+            .store
+            .find_user(actor.account_id, actor.platform, &platform_user_id)
+            .await?
+        else {
+            return Ok(format!(
+                "I haven't met {mention} yet: they need to use ResolutionFlow once first."
+            ));
+        };
+        Ok(
+            match desk
+                .map_member(actor.account_id, actor.team_id, user.id, member)
+                .await
+            {
+                Ok(found) => format!(
+                    "{}'s ticket notes are now credited to {} ({}).",
+                    user.display_name, found.name, found.id
+                ),
+                Err(crate::psa::PsaError::NotConnected) => no_connection().to_owned(),
+                Err(e) => format!("I couldn't map {}: {e}.", user.display_name),
+            },
+        )
+    }
+
     pub(super) async fn push_context(&self, session: &Session) -> EngineResult<PushContext> {
         let connection = self.psa_connection(session).await?;
         let note = match (&connection, &session.psa_ticket) {
