@@ -352,3 +352,146 @@ async fn credentials_are_sealed_at_rest_and_a_wrong_master_key_is_a_clear_error(
         other => panic!("expected a clear error, got {other:?}"),
     }
 }
+
+/// Signs in to the companion as `actor` (an account link) and returns the cookie header.
+async fn companion_cookie(app: &TestApp, actor: &rf_core::domain::Actor) -> String {
+    let url = app
+        .app
+        .engine
+        .share_link(
+            actor.account_id,
+            actor.user_id,
+            actor.role,
+            rf_core::links::LinkScope::Account,
+        )
+        .await
+        .unwrap()
+        .expect("the companion is configured");
+    let response = http().get(url).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    response.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admins_connect_and_test_the_psa_from_the_companion() {
+    let db = TestDb::new().await;
+    let app = TestApp::start(&db, Arc::new(clock())).await;
+    let fake = FakePsa::start(Provider::Halo).await;
+    let admin = app.person("Ann", Role::Admin).await;
+    let engineer = app.person("Eric", Role::Engineer).await;
+    let page = format!("{}/team/psa", app.base_url);
+
+    // Engineers may not see the page.
+    let cookie = companion_cookie(&app, &engineer).await;
+    let refused = http()
+        .get(&page)
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+
+    let cookie = companion_cookie(&app, &admin).await;
+    let form = |action: &str, credentials: &Value| {
+        let mut fields = vec![
+            ("provider".to_owned(), "halo".to_owned()),
+            ("action".to_owned(), action.to_owned()),
+        ];
+        for (source, prefix) in [(fake.settings(), "halo."), (credentials.clone(), "halo.")] {
+            for (name, value) in source.as_object().unwrap() {
+                fields.push((
+                    format!("{prefix}{name}"),
+                    value.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        fields
+    };
+    let post = |path: &str, fields: Vec<(String, String)>| {
+        http()
+            .post(format!("{}{path}", app.base_url))
+            .header(reqwest::header::COOKIE, &cookie)
+            .form(&fields)
+            .send()
+    };
+
+    // Wrong credentials: the test fails with a clear message, nothing is saved, no secret echoed.
+    let wrong = post("/team/psa", form("save", &fake.wrong_credentials()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(wrong.contains("The connection test failed"), "{wrong}");
+    assert!(wrong.contains("Nothing was saved"));
+    assert!(!wrong.contains(rf_tests::psa::WRONG_SECRET));
+    assert!(
+        app.app
+            .desk
+            .test(admin.account_id, admin.team_id)
+            .await
+            .is_err()
+    );
+
+    // Test, then test and save.
+    let tested = post("/team/psa", form("test", &fake.credentials()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(tested.contains("The connection works"), "{tested}");
+    let saved = post("/team/psa", form("save", &fake.credentials()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(saved.contains("Connected and saved"), "{saved}");
+    assert!(saved.contains("connected</span>"), "{saved}");
+    for secret in fake.credentials().as_object().unwrap().values() {
+        assert!(
+            !saved.contains(secret.as_str().unwrap()),
+            "the page never shows a credential"
+        );
+    }
+    let retest = post("/team/psa/test", Vec::new())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(retest.contains("The saved connection works"), "{retest}");
+
+    // Map Eric to a Halo agent.
+    let mapped = post(
+        "/team/psa/map",
+        vec![
+            ("user".into(), engineer.user_id.to_string()),
+            ("member".into(), fake.member_id("bob@msp.example")),
+        ],
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        mapped.contains("Eric&#x27;s notes are credited to Bob Smith")
+            || mapped.contains("Eric's notes are credited to Bob Smith"),
+        "{mapped}"
+    );
+}

@@ -32,9 +32,11 @@ pub struct Desk {
     clock: Arc<dyn Clock>,
     sealer: Sealer,
     timeout: Duration,
-    /// Clients by connection, with the connection's `updated_at` they were built from.
-    clients: Arc<Mutex<HashMap<uuid::Uuid, (i64, Arc<dyn Psa>)>>>,
+    clients: Clients,
 }
+
+/// Clients by connection, with the connection's `updated_at` (ms) they were built from.
+type Clients = Arc<Mutex<HashMap<uuid::Uuid, (i64, Arc<dyn Psa>)>>>;
 
 impl Desk {
     pub fn new(
