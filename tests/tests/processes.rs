@@ -458,3 +458,89 @@ async fn keys_rotate_re_encrypts_stored_secrets_under_the_current_master_key() {
         "nothing was written"
     );
 }
+
+// Multi-threaded: the fake PSA keeps serving while a child process is waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_add_tests_and_seals_the_connection_and_keys_rotate_covers_it() {
+    use resolutionflow::keys::{MasterKey, Sealer};
+    use resolutionflow::psa::{PSA_CREDENTIALS, credentials_owner};
+    use rf_core::psa::Provider;
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = rf_tests::psa::FakePsa::start(Provider::ConnectWise).await;
+    let settings = fake.settings();
+    let credentials = fake.credentials();
+    let psa = |args: &[&str], secrets: &serde_json::Value| {
+        let mut cmd = command(&db, dir.path());
+        cmd.arg("psa").args(args);
+        for (name, value) in secrets.as_object().unwrap() {
+            cmd.env(
+                format!("RF_PSA_{}", name.to_uppercase()),
+                value.as_str().unwrap(),
+            );
+        }
+        cmd.stdin(std::process::Stdio::null()).output().unwrap()
+    };
+    let sets: Vec<String> = settings
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect();
+    let mut add = vec!["add", "connectwise"];
+    for set in &sets {
+        add.extend(["--set", set.as_str()]);
+    }
+
+    // A credential on the command line is refused; wrong credentials fail the test, nothing saved.
+    let mut leaked = add.clone();
+    leaked.extend(["--set", "private_key=oops"]);
+    let refused = psa(&leaked, &credentials);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("RF_PSA_PRIVATE_KEY"));
+    let wrong = psa(&add, &fake.wrong_credentials());
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(said.contains("connection test failed"), "{said}");
+    assert!(!said.contains(rf_tests::psa::WRONG_SECRET), "{said}");
+
+    let added = psa(&add, &credentials);
+    assert!(added.status.success(), "{added:?}");
+    assert!(String::from_utf8_lossy(&added.stdout).contains("connected to ConnectWise Manage"));
+    let shown = psa(&["show"], &serde_json::json!({}));
+    let shown_text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown_text.contains("stored encrypted"), "{shown_text}");
+    for secret in credentials.as_object().unwrap().values() {
+        assert!(!shown_text.contains(secret.as_str().unwrap()));
+    }
+    assert!(psa(&["test"], &serde_json::json!({})).status.success());
+
+    // Rotation re-encrypts the PSA credentials too.
+    let store = db.port();
+    let connection = store.all_psa_connections().await.unwrap().remove(0);
+    let owner = credentials_owner(connection.account_id, connection.id);
+    let current = MasterKey::from_base64(MASTER_KEY).unwrap();
+    let plain = Sealer::new(&current, PSA_CREDENTIALS)
+        .open(&connection.sealed_credentials, &owner)
+        .unwrap();
+    let old = MasterKey::generate();
+    store
+        .reseal_psa_credentials(
+            connection.id,
+            &connection.sealed_credentials,
+            &Sealer::new(&old, PSA_CREDENTIALS).seal(&plain, &owner),
+        )
+        .await
+        .unwrap();
+    let broken = psa(&["test"], &serde_json::json!({}));
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("another master key"));
+    let rotated = command(&db, dir.path())
+        .args(["keys", "rotate"])
+        .env("RF_OLD_MASTER_KEY", old.to_base64())
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("re-encrypted 1"));
+    assert!(psa(&["test"], &serde_json::json!({})).status.success());
+}
