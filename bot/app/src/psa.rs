@@ -25,6 +25,11 @@ pub fn credentials_owner(account: AccountId, connection: uuid::Uuid) -> String {
     format!("psa:{account}:{connection}")
 }
 
+/// A database failure, as a PSA call's failure: transient, so the job retries.
+fn database(e: rf_core::StoreError) -> PsaError {
+    PsaError::Unavailable(format!("the database: {e}"))
+}
+
 /// Reaches each team's PSA.
 #[derive(Debug, Clone)]
 pub struct Desk {
@@ -106,7 +111,7 @@ impl Desk {
             .store
             .psa_connection(account, team)
             .await
-            .map_err(|e| PsaError::Unavailable(format!("the database: {e}")))?
+            .map_err(database)?
             .ok_or(PsaError::NotConnected)?;
         let stamp = connection.updated_at.as_millis();
         if let Some((built, client)) = self.cached(connection.id)
@@ -192,7 +197,7 @@ impl Desk {
                 },
             )
             .await
-            .map_err(|e| PsaError::Unavailable(format!("the database: {e}")))
+            .map_err(database)
     }
 
     /// Who `user`'s notes are credited to: the stored mapping, else the member with their e-mail
@@ -208,7 +213,7 @@ impl Desk {
             .store
             .psa_member(account, connection.id, user.id)
             .await
-            .map_err(|e| PsaError::Unavailable(format!("the database: {e}")))?;
+            .map_err(database)?;
         if let Some(mapping) = mapped {
             return Ok(Some(mapping.member));
         }
@@ -252,7 +257,7 @@ impl TicketDesk for Desk {
             .store
             .get_user(account, author)
             .await
-            .map_err(|e| PsaError::Unavailable(format!("the database: {e}")))?;
+            .map_err(database)?;
         let member = self
             .member_for(account, &connection, client.as_ref(), &user)
             .await?;

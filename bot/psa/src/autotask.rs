@@ -244,7 +244,7 @@ impl Autotask {
                     Method::GET,
                     &["Tickets", id],
                     Body::Empty,
-                    Some(not_found(id)),
+                    Some(crate::ticket_not_found(id, Provider::Autotask)),
                 )
                 .await?;
             answer.item
@@ -266,7 +266,7 @@ impl Autotask {
                     .to_owned(),
             ));
         };
-        found.ok_or_else(|| PsaError::NotFound(not_found(id)))
+        found.ok_or_else(|| PsaError::NotFound(crate::ticket_not_found(id, Provider::Autotask)))
     }
 
     async fn labels(&self) -> Result<&HashMap<String, HashMap<String, String>>, PsaError> {
@@ -437,7 +437,10 @@ impl Psa for Autotask {
                 )
                 .await?;
             if !answer.is_success() {
-                return Err(error(&answer, Some(not_found(ticket))));
+                return Err(error(
+                    &answer,
+                    Some(crate::ticket_not_found(ticket, Provider::Autotask)),
+                ));
             }
             let created: Created = answer.json()?;
             let created = id_text_or_unexpected(&created.item_id)?;
@@ -503,10 +506,6 @@ fn is_ticket_number(id: &str) -> bool {
     chars.next().is_some_and(|c| c.eq_ignore_ascii_case(&'T'))
         && id.len() > 1
         && chars.all(|c| c.is_ascii_digit() || c == '.')
-}
-
-fn not_found(id: &str) -> String {
-    format!("ticket {id} not found in Autotask")
 }
 
 /// A lookup's answer, or the raw id when it failed for good (a transient failure fails the

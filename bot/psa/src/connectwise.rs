@@ -5,7 +5,7 @@
 use crate::http::{Answer, Body, HttpClient};
 use crate::{
     Complaint, Config, Member, NoteKind, NoteRequest, PostedNote, Provider, Psa, PsaError, Ticket,
-    endpoint, failure, full_name, is_number, trim_text,
+    endpoint, failure, full_name, trim_text,
 };
 use base64::Engine;
 use hyper::Method;
@@ -243,9 +243,13 @@ impl Psa for ConnectWise {
     }
 
     async fn ticket(&self, id: &str) -> Result<Ticket, PsaError> {
-        let id = ticket_number(id)?;
+        let id = crate::numeric_ticket(id, Provider::ConnectWise)?;
         let ticket: CwTicket = self
-            .get(&["service", "tickets", id], &[], Some(not_found(id)))
+            .get(
+                &["service", "tickets", id],
+                &[],
+                Some(crate::ticket_not_found(id, Provider::ConnectWise)),
+            )
             .await?;
         let description = match self.description(id).await {
             Ok(description) => description,
@@ -258,7 +262,7 @@ impl Psa for ConnectWise {
     }
 
     async fn post_note(&self, note: &NoteRequest) -> Result<PostedNote, PsaError> {
-        let id = ticket_number(&note.ticket)?;
+        let id = crate::numeric_ticket(&note.ticket, Provider::ConnectWise)?;
         let mut first = None;
         for text in crate::split_note(&note.text, MAX_NOTE_CHARS) {
             let answer = self
@@ -270,7 +274,10 @@ impl Psa for ConnectWise {
                 )
                 .await?;
             if !answer.is_success() {
-                return Err(error(&answer, Some(not_found(id))));
+                return Err(error(
+                    &answer,
+                    Some(crate::ticket_not_found(id, Provider::ConnectWise)),
+                ));
             }
             let posted: CwPosted = answer.json()?;
             first.get_or_insert(posted.id.to_string());
@@ -309,21 +316,6 @@ fn api_url(site: &Url, codebase: &str) -> Result<Url, PsaError> {
     let mut path: Vec<&str> = codebase.split('/').filter(|s| !s.is_empty()).collect();
     path.extend(["apis", "3.0"]);
     Ok(endpoint(site, &path))
-}
-
-fn ticket_number(id: &str) -> Result<&str, PsaError> {
-    let id = id.trim().trim_start_matches('#');
-    if is_number(id) {
-        Ok(id)
-    } else {
-        Err(PsaError::Rejected(
-            "ConnectWise ticket numbers are digits".to_owned(),
-        ))
-    }
-}
-
-fn not_found(id: &str) -> String {
-    format!("ticket {id} not found in ConnectWise")
 }
 
 /// A value inside a quoted `conditions` string.
@@ -526,7 +518,10 @@ mod tests {
             PsaError::NotFound("Ticket 1255787 not found".to_owned())
         );
         assert_eq!(
-            error(&answer(404, NOT_FOUND), Some(not_found("1255787"))),
+            error(
+                &answer(404, NOT_FOUND),
+                Some(crate::ticket_not_found("1255787", Provider::ConnectWise))
+            ),
             PsaError::NotFound("ticket 1255787 not found in ConnectWise".to_owned())
         );
         assert_eq!(
@@ -561,9 +556,12 @@ mod tests {
 
     #[test]
     fn ticket_numbers_are_digits() {
-        assert_eq!(ticket_number(" #493 ").unwrap(), "493");
         assert_eq!(
-            ticket_number("493; drop"),
+            crate::numeric_ticket(" #493 ", Provider::ConnectWise).unwrap(),
+            "493"
+        );
+        assert_eq!(
+            crate::numeric_ticket("493; drop", Provider::ConnectWise),
             Err(PsaError::Rejected(
                 "ConnectWise ticket numbers are digits".to_owned()
             ))

@@ -214,25 +214,28 @@ impl Psa for Halo {
     }
 
     async fn ticket(&self, id: &str) -> Result<Ticket, PsaError> {
-        let id = ticket_number(id)?;
+        let id = crate::numeric_ticket(id, Provider::Halo)?;
         let ticket: HaloTicket = self
             .get(
                 &["Tickets", id],
                 &[("includedetails", "true")],
-                Some(not_found(id)),
+                Some(crate::ticket_not_found(id, Provider::Halo)),
             )
             .await?;
         Ok(ticket.into_ticket(id))
     }
 
     async fn post_note(&self, note: &NoteRequest) -> Result<PostedNote, PsaError> {
-        let id = ticket_number(&note.ticket)?;
+        let id = crate::numeric_ticket(&note.ticket, Provider::Halo)?;
         let body = note_body(id, note)?;
         let answer = self
             .call(Method::POST, &["Actions"], &[], Body::Json(body))
             .await?;
         if !answer.is_success() {
-            return Err(error(&answer, Some(not_found(id))));
+            return Err(error(
+                &answer,
+                Some(crate::ticket_not_found(id, Provider::Halo)),
+            ));
         }
         let created: Value = answer.json()?;
         let created = match &created {
@@ -273,21 +276,6 @@ impl Psa for Halo {
             }
         }))
     }
-}
-
-fn ticket_number(id: &str) -> Result<&str, PsaError> {
-    let id = id.trim().trim_start_matches('#');
-    if is_number(id) {
-        Ok(id)
-    } else {
-        Err(PsaError::Rejected(
-            "HaloPSA ticket numbers are digits".to_owned(),
-        ))
-    }
-}
-
-fn not_found(id: &str) -> String {
-    format!("ticket {id} not found in HaloPSA")
 }
 
 fn note_body(ticket: &str, note: &NoteRequest) -> Result<Value, PsaError> {

@@ -235,6 +235,24 @@ pub(crate) fn name(provider: Provider) -> &'static str {
     }
 }
 
+/// A ticket id as people type it (`#12345`), for a PSA whose ticket ids are digits.
+pub(crate) fn numeric_ticket(id: &str, provider: Provider) -> Result<&str, PsaError> {
+    let id = id.trim().trim_start_matches('#');
+    if is_number(id) {
+        Ok(id)
+    } else {
+        Err(PsaError::Rejected(format!(
+            "{} ticket numbers are digits",
+            name(provider)
+        )))
+    }
+}
+
+/// What a technician reads when a ticket does not exist.
+pub(crate) fn ticket_not_found(id: &str, provider: Provider) -> String {
+    format!("ticket {id} not found in {}", name(provider))
+}
+
 /// A credential: its `Debug` never shows it.
 #[derive(Clone)]
 pub(crate) struct Secret(String);
