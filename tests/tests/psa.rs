@@ -190,6 +190,40 @@ async fn a_linked_ticket_is_pulled_and_the_note_pushed_once_to_each_psa() {
         assert_eq!(log[0].psa_note_id.as_deref(), Some(note.id.as_str()));
         assert_eq!(log[0].requested_by, jane_id(&app).await);
         assert!(log[0].posted_at.is_some());
+
+        // The session's companion page shows the post log.
+        let jane = app.person("Jane", Role::Engineer).await;
+        let url = app
+            .app
+            .engine
+            .share_link(
+                jane.account_id,
+                jane.user_id,
+                jane.role,
+                rf_core::links::LinkScope::Session(session.id),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let opened = http().get(url).send().await.unwrap();
+        let cookie = opened.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let page = http()
+            .get(format!("{}/sessions/{}", app.base_url, session.id))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Posted to the PSA"), "{page}");
+        assert!(page.contains(&format!("as note {}", note.id)), "{page}");
     }
 }
 

@@ -191,6 +191,30 @@ pub(crate) async fn session(
         })
         .collect();
     let facts: Vec<String> = facts.iter().map(|f| clean(&f.text)).collect();
+    let mut posts = Vec::new();
+    for note in store.psa_notes(claims.acc, id).await? {
+        let by = store.get_user(claims.acc, note.requested_by).await?;
+        let outcome = match (note.status, &note.psa_note_id, &note.error) {
+            (rf_core::psa::NoteStatus::Posted, Some(psa_id), _) => format!(
+                "posted {} as note {psa_id}{}",
+                note.posted_at.map(|t| t.display_utc()).unwrap_or_default(),
+                note.member
+                    .as_ref()
+                    .map(|m| format!(", credited to {m}"))
+                    .unwrap_or_default()
+            ),
+            (rf_core::psa::NoteStatus::Failed, _, Some(error)) => {
+                format!("failed: {}", clean(error))
+            }
+            _ => "waiting to be posted".to_owned(),
+        };
+        posts.push((
+            note.created_at.display_utc(),
+            by.display_name,
+            note.ticket,
+            outcome,
+        ));
+    }
     let exports = [
         ExportFormat::Markdown,
         ExportFormat::Text,
@@ -217,6 +241,7 @@ pub(crate) async fn session(
             resolution => session.resolution.as_deref().map(clean),
             steps => minijinja::Value::from(minijinja::value::Serde(&steps)),
             facts => facts,
+            posts => posts,
             exports => exports,
             account_scope => claims.scope == LinkScope::Account,
         },
