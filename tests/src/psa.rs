@@ -3,7 +3,7 @@
 //! exactly as the real one does, serves one seeded ticket and a few members, records every call and
 //! every note, and can rate-limit, fail, go down and stall.
 //!
-//! ```ignore
+//! ```text
 //! let fake = FakePsa::start(Provider::ConnectWise).await;
 //! let psa = rf_psa::connect(fake.provider, &fake.settings(), &fake.credentials(), timeout)?;
 //! psa.ticket(psa::TICKET).await?;

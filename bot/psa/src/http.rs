@@ -7,13 +7,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rf_core::psa::Provider;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -23,7 +18,7 @@ const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// An HTTP(S) client for PSA APIs. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: rf_net::HyperClient,
     timeout: Duration,
     user_agent: HeaderValue,
 }
@@ -36,50 +31,22 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-/// Builds the client the providers use: HTTPS through rustls with the ring provider and the
-/// machine's trusted root certificates (plain HTTP is allowed too, for local test servers), a time
-/// limit for each whole exchange and the user agent `ResolutionFlow/<version>`.
+/// Builds the client the providers use: the shared [`rf_net::https_client`] (HTTPS through rustls
+/// with the ring provider and the machine's trusted root certificates; plain HTTP is allowed too,
+/// for local test servers), a time limit for each whole exchange and the user agent
+/// `ResolutionFlow/<version>`.
 ///
 /// This is a hyper client rather than a `reqwest::Client`: reqwest 0.13 offers rustls only with
 /// aws-lc (which needs cmake) or as `rustls-no-provider`, and that feature makes every *other*
 /// `reqwest::Client::new()` in the workspace panic unless a process-wide crypto provider was
 /// installed first.
 pub fn http_client(timeout: Duration) -> Result<HttpClient, PsaError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for error in &native.errors {
-        tracing::warn!(%error, "could not load a trusted root certificate");
-    }
-    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-    if added == 0 {
-        tracing::warn!("no trusted root certificates found: HTTPS connections to a PSA will fail");
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| PsaError::Misconfigured(format!("TLS setup failed: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(https);
-    let user_agent =
-        HeaderValue::from_str(&format!("ResolutionFlow/{}", env!("CARGO_PKG_VERSION")))
-            .map_err(|_| PsaError::Misconfigured("invalid user agent".to_owned()))?;
+    let client =
+        rf_net::https_client(timeout).map_err(|e| PsaError::Misconfigured(e.to_string()))?;
     Ok(HttpClient {
         client,
         timeout,
-        user_agent,
+        user_agent: rf_net::user_agent(),
     })
 }
 
@@ -262,11 +229,7 @@ fn seconds(duration: Duration) -> String {
 /// The innermost cause of an error: "Connection refused (os error 111)", "invalid peer
 /// certificate: UnknownIssuer"…
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    crate::trim_text(&cause.to_string(), 200)
+    crate::trim_text(&rf_net::root_cause(error), 200)
 }
 
 #[cfg(test)]
