@@ -15,6 +15,8 @@ pub enum ThreadCommand {
     Ticket(String),
     /// Preview the session note for the linked ticket, with a button that posts it.
     Push,
+    /// Preview the four-section resolution note.
+    Preview,
     Park(Option<String>),
     /// Escalate to a senior; without a reason the form opens.
     Escalate {
@@ -55,6 +57,8 @@ pub enum TopCommand {
         user: String,
         member: String,
     },
+    /// Have the AI draft a flow from a description: `flow build <description>`.
+    FlowBuild(String),
     /// Start a session about this problem.
     Start(String),
     /// The command was recognised but used wrongly; the text says how to use it.
@@ -67,6 +71,7 @@ pub const THREAD_HELP: &str = "In a session thread you can type:\n\
 • `facts`: list the confirmed facts\n\
 • `ticket <number>`: link the PSA ticket (its details are pulled in)\n\
 • `push`: preview the session note and post it to the linked ticket\n\
+• `preview`: the resolution note (Problem / What we confirmed / Root cause / Resolution)\n\
 • `park [reason]`: hand the session back to the team; anyone can `resume` it\n\
 • `escalate [low|normal|high|urgent] [reason]`: ask a senior; without a reason, a form opens\n\
 • `resume`: pick up a parked session\n\
@@ -103,6 +108,7 @@ pub fn parse_thread_command(text: &str) -> Option<Result<ThreadCommand, String>>
             ThreadCommand::Ticket(number.to_owned())
         }
         "push" if rest.is_empty() => ThreadCommand::Push,
+        "preview" if rest.is_empty() => ThreadCommand::Preview,
         "park" => ThreadCommand::Park(rest_opt),
         "escalate" => {
             let (priority, reason) = match rest.split_once(char::is_whitespace) {
@@ -151,6 +157,16 @@ pub fn parse_top_command(text: &str) -> TopCommand {
     match word.to_ascii_lowercase().as_str() {
         "" | "help" if rest.is_empty() => TopCommand::Help,
         "flows" => TopCommand::Flows(rest.to_owned()),
+        "flow" => match rest.split_once(char::is_whitespace) {
+            Some((verb, description))
+                if verb.eq_ignore_ascii_case("build") && !description.trim().is_empty() =>
+            {
+                TopCommand::FlowBuild(description.trim().to_owned())
+            }
+            _ => TopCommand::Invalid(
+                "Usage: `flow build <what the procedure is for>`, e.g. `flow build reset a user's MFA in Entra ID`".to_owned(),
+            ),
+        },
         "queue" if rest.is_empty() => TopCommand::Queue,
         "metrics" if rest.is_empty() => TopCommand::Metrics,
         "escalations" if rest.eq_ignore_ascii_case("here") => TopCommand::EscalationsHere,

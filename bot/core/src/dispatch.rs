@@ -20,6 +20,7 @@ use crate::team::{LadderAction, TeamSettings};
 use crate::time::{Clock, human_duration};
 use std::sync::Arc;
 
+pub mod ai;
 mod psa;
 
 /// Runs jobs against the platforms and the mail server.
@@ -35,6 +36,8 @@ pub struct Dispatcher {
     inbound: std::collections::HashMap<Platform, Arc<dyn InboundHandler>>,
     /// The teams' PSAs, when the integration is enabled.
     desk: Option<Arc<dyn crate::psa::TicketDesk>>,
+    /// The copilot, when enabled.
+    copilot: Option<Arc<dyn crate::ai::Copilot>>,
 }
 
 /// The error recorded on a delivery the platform rate-limited.
@@ -70,6 +73,7 @@ impl Dispatcher {
             counters: crate::counters::Counters::new(),
             inbound: std::collections::HashMap::new(),
             desk: None,
+            copilot: None,
         }
     }
 
@@ -162,6 +166,18 @@ impl Dispatcher {
             },
             Job::PsaTicket { session, ticket } => self.psa_ticket(job, *session, ticket).await,
             Job::PsaNote { note, .. } => self.psa_note(job, *note).await,
+            Job::AiTurn { session } => self.ai_turn(job, *session).await,
+            Job::AiAssess { handoff } => self.ai_assess(job, *handoff).await,
+            Job::FlowBuild {
+                description,
+                user,
+                platform_user_id,
+                place,
+            } => {
+                self.flow_build(job, description, *user, platform_user_id, place)
+                    .await
+            }
+            Job::Flywheel => self.flywheel(job).await,
         }
     }
 

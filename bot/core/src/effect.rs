@@ -291,6 +291,16 @@ pub enum Action {
         session: SessionId,
         version: String,
     },
+    /// Decide on the copilot's suggested fix.
+    Fix {
+        session: SessionId,
+        fix: uuid::Uuid,
+        decision: crate::ai::FixDecision,
+    },
+    /// Preview the resolution note.
+    NotePreview {
+        session: SessionId,
+    },
     /// Claim an escalation (first click wins).
     Claim {
         handoff: HandoffId,
@@ -331,7 +341,9 @@ impl Action {
             | Action::Export { session, .. }
             | Action::Escalate { session }
             | Action::PushPreview { session }
-            | Action::PushNote { session, .. } => ActionTarget::Session(*session),
+            | Action::PushNote { session, .. }
+            | Action::Fix { session, .. }
+            | Action::NotePreview { session } => ActionTarget::Session(*session),
             Action::Claim { handoff }
             | Action::ViewHandoff { handoff }
             | Action::Acknowledge { handoff }

@@ -33,7 +33,10 @@ use crate::session::{
 use crate::time::{Clock, Timestamp};
 use std::sync::Arc;
 
+mod ai;
 mod push;
+
+pub(crate) use ai::{AiMode, fix_choices};
 
 /// How many times an event is re-decided when another writer got there first.
 const MAX_ATTEMPTS: usize = 5;
@@ -107,6 +110,8 @@ pub struct Engine {
     wake: Option<Wake>,
     /// The teams' PSAs (member mapping from chat).
     desk: Option<Arc<dyn crate::psa::TicketDesk>>,
+    /// The copilot (offline or a model), when enabled.
+    copilot: Option<Arc<dyn crate::ai::Copilot>>,
     counters: crate::counters::Counters,
 }
 
@@ -144,6 +149,8 @@ pub(crate) struct Loaded {
     pub(crate) handoff: Option<Handoff>,
     /// The team's PSA connection, the note and its post log (linking tickets, pushing notes).
     pub(crate) push: Option<push::PushContext>,
+    /// The session's suggested fixes (deciding on one).
+    pub(crate) fixes: Vec<crate::ai::SuggestedFix>,
 }
 
 /// The context of one decision.
@@ -153,6 +160,7 @@ pub(crate) struct Turn<'a> {
     pub(crate) redactor: &'a Redactor,
     pub(crate) now: Timestamp,
     pub(crate) loaded: &'a Loaded,
+    pub(crate) ai: AiMode,
 }
 
 impl Engine {
@@ -165,6 +173,7 @@ impl Engine {
             links: None,
             wake: None,
             desk: None,
+            copilot: None,
             counters: crate::counters::Counters::new(),
         }
     }
@@ -288,6 +297,9 @@ impl Engine {
             TopCommand::Psa => respond(self.psa_status(actor).await?),
             TopCommand::PsaMap { user, member } => {
                 respond(self.psa_map(actor, &user, &member).await?)
+            }
+            TopCommand::FlowBuild(description) => {
+                respond(self.flow_build(actor, channel, &description).await?)
             }
             TopCommand::Start(problem) => {
                 if !actor.role.can_work_sessions() {
@@ -472,6 +484,23 @@ impl Engine {
             )
             .await?;
         self.counters.session_started();
+        if session.conversation == Conversation::FreeForm && self.ai_mode() != AiMode::Off {
+            // Nothing in the library matches: the copilot starts discovery. The session stands
+            // without it: the technician's first message queues a turn anyway.
+            match self
+                .store
+                .enqueue(
+                    vec![ai::ai_turn_job(session.account_id, session.id, self.now())],
+                    self.now(),
+                )
+                .await
+            {
+                Ok(()) => self.wake_workers(),
+                Err(error) => {
+                    tracing::warn!(%error, session.id = %session.id, "could not queue the copilot's first turn");
+                }
+            }
+        }
         let mut message = Message::new()
             .heading(format!("Troubleshooting: {problem}"))
             .context(format!(
@@ -573,6 +602,7 @@ impl Engine {
                 redactor: &self.redactor,
                 now: self.now(),
                 loaded: &loaded,
+                ai: self.ai_mode(),
             };
             let input = turn.normalise(input.clone());
             if let Some(effects) = self.read_only(&turn, &input).await? {
@@ -660,6 +690,10 @@ impl Engine {
         }
         match input {
             Input::Action {
+                action: Action::Fix { .. },
+                ..
+            } => loaded.fixes = self.store.suggested_fixes(account, session.id).await?,
+            Input::Action {
                 action: Action::PushNote { .. },
                 ..
             } => loaded.push = Some(self.push_context(session).await?),
@@ -725,6 +759,9 @@ impl Engine {
                 Some(Ok(ThreadCommand::Push)) => {
                     return Ok(Some(vec![turn.reply(self.push_preview(turn).await?)]));
                 }
+                Some(Ok(ThreadCommand::Preview)) => {
+                    return Ok(Some(vec![turn.reply(self.note_preview(turn).await?)]));
+                }
                 _ => return Ok(None),
             },
             Input::Action {
@@ -735,6 +772,12 @@ impl Engine {
                     return Ok(Some(vec![turn.private(viewer_refusal())]));
                 }
                 return Ok(Some(vec![turn.reply(self.push_preview(turn).await?)]));
+            }
+            Input::Action {
+                action: Action::NotePreview { .. },
+                ..
+            } => {
+                return Ok(Some(vec![turn.reply(self.note_preview(turn).await?)]));
             }
             Input::Action {
                 action: Action::Export { format, .. },
@@ -1035,6 +1078,7 @@ impl Turn<'_> {
             // Read-only commands are answered before deciding.
             ThreadCommand::Facts
             | ThreadCommand::Push
+            | ThreadCommand::Preview
             | ThreadCommand::Export(_)
             | ThreadCommand::Status
             | ThreadCommand::Link
@@ -1051,8 +1095,11 @@ impl Turn<'_> {
             return Decision::default();
         }
         Decision {
-            change: SessionChange::default()
-                .step(NewStep::by(self.actor.user_id, StepKind::Message { text })),
+            change: SessionChange {
+                jobs: self.ai_turn_jobs(&self.session.conversation),
+                ..SessionChange::default()
+            }
+            .step(NewStep::by(self.actor.user_id, StepKind::Message { text })),
             effects: vec![Effect::Acknowledge {
                 thread: self.session.thread.clone(),
             }],
@@ -1222,17 +1269,29 @@ impl Turn<'_> {
                     },
                 ),
             ]);
-        let message = match &self.session.psa_ticket {
-            Some(ticket) => message.choices(vec![Choice::new(
+        let mut more = Vec::new();
+        if self.ai != AiMode::Off {
+            more.push(Choice::new(
+                "Preview resolution note",
+                Action::NotePreview { session: id },
+            ));
+        }
+        if let Some(ticket) = &self.session.psa_ticket {
+            more.push(Choice::new(
                 format!("Push to ticket #{ticket}"),
                 Action::PushPreview { session: id },
-            )]),
-            None => message,
+            ));
+        }
+        let message = if more.is_empty() {
+            message
+        } else {
+            message.choices(more)
         };
         let mut change = SessionChange {
             status: Some(SessionStatus::Resolved),
             resolution: Some(summary.clone()),
             close_handoff: self.session.handoff_id.is_some(),
+            jobs: self.flywheel_jobs(),
             ..SessionChange::default()
         }
         .step(NewStep::by(
@@ -1260,8 +1319,11 @@ impl Turn<'_> {
             Action::Resolve { .. } => return self.resolve(None),
             Action::Escalate { .. } => return self.open_escalate_form(),
             Action::PushNote { version, .. } => return self.push_note(&version),
+            Action::Fix { fix, decision, .. } => return self.decide_fix(fix, decision),
             // Answered before deciding.
-            Action::Export { .. } | Action::PushPreview { .. } => return Decision::default(),
+            Action::Export { .. } | Action::PushPreview { .. } | Action::NotePreview { .. } => {
+                return Decision::default();
+            }
             _ => {}
         }
         match self.session.status {
@@ -1311,6 +1373,7 @@ impl Turn<'_> {
             (Action::FreeForm { .. }, Conversation::ChoosingFlow { .. }) => Decision {
                 change: SessionChange {
                     conversation: Some(Conversation::FreeForm),
+                    jobs: self.ai_turn_jobs(&Conversation::FreeForm),
                     ..SessionChange::default()
                 }
                 .step(NewStep::by(user, StepKind::FreeFormChosen)),

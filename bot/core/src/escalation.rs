@@ -133,6 +133,7 @@ pub(crate) fn escalate(turn: &Turn<'_>, priority: Priority, reason: String) -> D
             ));
         }
     }
+    jobs.extend(turn.ai_assess_jobs(handoff.id));
     let summary = EventSummary {
         handoff_id: handoff.id,
         problem: handoff.snapshot.problem.clone(),

@@ -171,6 +171,26 @@ pub fn describe_step(step: &TimelineStep) -> StepLine {
             prompt = true;
             format!("Asked: {text}")
         }
+        StepKind::AiTurn {
+            reply,
+            calls,
+            problem,
+            ..
+        } => {
+            prompt = true;
+            let model = calls
+                .last()
+                .map_or_else(|| "offline".to_owned(), |c| c.model.clone());
+            match (reply, problem) {
+                (Some(reply), _) => format!("Copilot ({model}): {}", reply.message),
+                (None, Some(problem)) => format!("Copilot ({model}) could not answer: {problem}"),
+                (None, None) => format!("Copilot ({model}) had nothing to add"),
+            }
+        }
+        StepKind::FixDecided { title, decision } => {
+            emphasis = Some(decision.as_str().replace('_', " "));
+            format!("{who} decided on the suggested fix \"{title}\":")
+        }
     };
     StepLine {
         time: step.created_at.time_of_day(),

@@ -48,6 +48,19 @@ pub enum Job {
         session: SessionId,
         note: uuid::Uuid,
     },
+    /// Have the copilot answer what was said in the session since its last turn.
+    AiTurn { session: SessionId },
+    /// Replace an escalation's offline assessment with the model's.
+    AiAssess { handoff: HandoffId },
+    /// Draft a flow from a description and record it as a proposal; tell `user` at `place`.
+    FlowBuild {
+        description: String,
+        user: UserId,
+        platform_user_id: String,
+        place: crate::effect::Place,
+    },
+    /// Cluster resolved sessions no flow covers and propose flows for them.
+    Flywheel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +93,10 @@ impl Job {
             Job::Perform { .. } => "perform",
             Job::PsaTicket { .. } => "psa_ticket",
             Job::PsaNote { .. } => "psa_note",
+            Job::AiTurn { .. } => "ai_turn",
+            Job::AiAssess { .. } => "ai_assess",
+            Job::FlowBuild { .. } => "flow_build",
+            Job::Flywheel => "flywheel",
         }
     }
 
@@ -100,6 +117,10 @@ impl Job {
             Job::PsaTicket { session, .. } | Job::PsaNote { session, .. } => {
                 format!("psa:{session}")
             }
+            Job::AiTurn { session } => format!("ai:{session}"),
+            Job::AiAssess { handoff } => format!("handoff:{handoff}"),
+            Job::FlowBuild { user, .. } => format!("flow-build:{user}"),
+            Job::Flywheel => "flywheel".to_owned(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! HTTP framework or an LLM vendor.
 #![forbid(unsafe_code)]
 
+pub mod ai;
 pub mod command;
 pub mod counters;
 pub mod dispatch;

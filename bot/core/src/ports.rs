@@ -437,6 +437,55 @@ pub trait Store: Send + Sync + Debug + 'static {
         jobs: &[NewJob],
         now: Timestamp,
     ) -> StoreResult<bool>;
+
+    // --- Copilot --------------------------------------------------------------------------------
+
+    /// A session's suggested fixes, oldest first (the last one not superseded is the active one).
+    async fn suggested_fixes(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> StoreResult<Vec<crate::ai::SuggestedFix>>;
+
+    /// Replaces a handoff's assessment (a model's, replacing the offline one), with the jobs that
+    /// bring its cards up to date, in one transaction.
+    async fn set_assessment(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        assessment: &crate::handoff::Assessment,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Records a flow proposal; `None` when one with the same fingerprint exists.
+    async fn add_flow_proposal(
+        &self,
+        proposal: &crate::flow::proposal::NewFlowProposal,
+        now: Timestamp,
+    ) -> StoreResult<Option<crate::flow::proposal::FlowProposal>>;
+
+    async fn flow_proposal(
+        &self,
+        account: AccountId,
+        proposal: uuid::Uuid,
+    ) -> StoreResult<crate::flow::proposal::FlowProposal>;
+
+    /// The account's proposals, newest first, optionally of one status.
+    async fn flow_proposals(
+        &self,
+        account: AccountId,
+        status: Option<crate::flow::proposal::ProposalStatus>,
+    ) -> StoreResult<Vec<crate::flow::proposal::FlowProposal>>;
+
+    /// Records a review of a pending proposal. A proposal already reviewed is a `Conflict`.
+    async fn review_flow_proposal(
+        &self,
+        account: AccountId,
+        proposal: uuid::Uuid,
+        review: &crate::flow::proposal::ProposalReview,
+        now: Timestamp,
+    ) -> StoreResult<crate::flow::proposal::FlowProposal>;
 }
 
 /// Which handoffs to list.

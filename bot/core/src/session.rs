@@ -191,6 +191,21 @@ pub enum StepKind {
     Released {
         reason: String,
     },
+    /// The copilot answered (or could not): what it said and every model call it took.
+    AiTurn {
+        reply: Option<crate::ai::TurnReply>,
+        calls: Vec<crate::ai::ModelCall>,
+        prompt_version: String,
+        #[serde(default)]
+        citations: Vec<crate::ai::Citation>,
+        #[serde(default)]
+        problem: Option<String>,
+    },
+    /// A decision on the copilot's suggested fix.
+    FixDecided {
+        title: String,
+        decision: crate::ai::FixDecision,
+    },
 }
 
 impl StepKind {
@@ -218,6 +233,8 @@ impl StepKind {
             StepKind::Claimed { .. } => "claimed",
             StepKind::ClaimAcknowledged => "claim_acknowledged",
             StepKind::Released { .. } => "released",
+            StepKind::AiTurn { .. } => "ai_turn",
+            StepKind::FixDecided { .. } => "fix_decided",
         }
     }
 
@@ -231,6 +248,7 @@ impl StepKind {
         "node_shown",
         "flows_offered",
         "solution_reached",
+        "ai_turn",
     ];
 
     /// Whether a person did something (as opposed to the bot showing something).
@@ -240,6 +258,22 @@ impl StepKind {
             StepKind::NodeShown { .. }
                 | StepKind::FlowsOffered { .. }
                 | StepKind::SolutionReached { .. }
+                | StepKind::AiTurn { .. }
+        )
+    }
+
+    /// Whether the step changes what the resolution note says (so its cache must not be used):
+    /// answers, checklist results, solutions, pulled tickets and the resolution.
+    pub fn changes_note(&self) -> bool {
+        matches!(
+            self,
+            StepKind::Answered { .. }
+                | StepKind::ChecklistResult { .. }
+                | StepKind::SolutionReached { .. }
+                | StepKind::SolutionRejected { .. }
+                | StepKind::TicketPulled { .. }
+                | StepKind::Resolved { .. }
+                | StepKind::FixDecided { .. }
         )
     }
 }
@@ -334,6 +368,8 @@ pub struct SessionChange {
     /// A note queued for the PSA (the post log row). When a note with the same idempotency key
     /// was queued before, nothing is added and the change's `psa_note` jobs are dropped.
     pub psa_note: Option<crate::psa::NewPsaNote>,
+    /// A new suggested fix or a decision on the active one (bumps `state_version`).
+    pub fix: Option<crate::ai::FixChange>,
 }
 
 impl SessionChange {
@@ -353,6 +389,7 @@ impl SessionChange {
             && self.jobs.is_empty()
             && self.events.is_empty()
             && self.psa_note.is_none()
+            && self.fix.is_none()
     }
 
     pub fn step(mut self, step: NewStep) -> Self {

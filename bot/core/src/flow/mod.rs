@@ -4,6 +4,7 @@
 //! turns a document into a [`Flow`], which is valid by construction. Nothing else makes a `Flow`.
 
 mod cron;
+pub mod proposal;
 mod search;
 mod validate;
 

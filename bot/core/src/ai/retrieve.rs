@@ -1,0 +1,294 @@
+//! Retrieval for the copilot: full-text search over the flow library and the account's resolved
+//! sessions, optionally an embedding ranking, fused by reciprocal rank. The same words are matched
+//! on both database backends ([`FlowQuery`] decides them), so results do not depend on the store.
+
+use super::{Citation, CitationKind, Copilot};
+use crate::flow::FlowQuery;
+use crate::ids::{AccountId, FlowId, SessionId};
+use crate::ports::{Store, StoreResult};
+use crate::session::{SessionFilter, SessionStatus};
+use std::collections::HashMap;
+
+/// The constant of reciprocal rank fusion (Cormack et al. use 60).
+const RRF_K: f64 = 60.0;
+/// How many recent resolved sessions are searched.
+const SESSION_POOL: i64 = 1_000;
+/// How many flows full-text search proposes.
+const FLOW_POOL: i64 = 10;
+
+/// What retrieval found: flows best first, and resolved sessions best first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retrieved {
+    pub flows: Vec<RetrievedFlow>,
+    pub sessions: Vec<RetrievedSession>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievedFlow {
+    pub id: FlowId,
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievedSession {
+    pub id: SessionId,
+    pub problem: String,
+    pub resolution: String,
+    /// The flow the session followed, if any.
+    pub flow: Option<FlowId>,
+    pub score: f64,
+}
+
+impl Retrieved {
+    /// The top `n` of each kind as citations (without links).
+    pub fn citations(&self, n: usize) -> Vec<Citation> {
+        let flows = self.flows.iter().take(n).map(|f| Citation {
+            kind: CitationKind::Flow,
+            id: f.slug.clone(),
+            title: f.title.clone(),
+            summary: f.summary.clone(),
+            url: None,
+        });
+        let sessions = self.sessions.iter().take(n).map(|s| Citation {
+            kind: CitationKind::Session,
+            id: s.id.to_string(),
+            title: s.problem.clone(),
+            summary: s.resolution.clone(),
+            url: None,
+        });
+        flows.chain(sessions).collect()
+    }
+}
+
+/// Searches the account's flows and resolved sessions for `text`. `copilot` adds an embedding
+/// ranking when its provider offers embeddings; `exclude` leaves out the asking session.
+pub async fn retrieve(
+    store: &dyn Store,
+    copilot: Option<&dyn Copilot>,
+    account: AccountId,
+    text: &str,
+    exclude: Option<SessionId>,
+) -> StoreResult<Retrieved> {
+    let query = FlowQuery::from_problem(text);
+    if query.is_empty() {
+        return Ok(Retrieved::default());
+    }
+    let flow_hits = store.search_flows(account, &query, FLOW_POOL).await?;
+    let resolved = store
+        .list_sessions(
+            account,
+            &SessionFilter {
+                status: Some(SessionStatus::Resolved),
+                limit: SESSION_POOL,
+            },
+        )
+        .await?;
+    let resolved: Vec<_> = resolved
+        .into_iter()
+        .filter(|s| Some(s.id) != exclude)
+        .collect();
+    let documents: Vec<String> = resolved
+        .iter()
+        .map(|s| format!("{} {}", s.problem, s.resolution.as_deref().unwrap_or("")))
+        .collect();
+    let session_ranking = bm25_rank(&query, &documents);
+
+    let mut flows: Vec<RetrievedFlow> = flow_hits
+        .iter()
+        .map(|hit| RetrievedFlow {
+            id: hit.summary.id,
+            slug: hit.summary.slug.clone(),
+            title: hit.summary.title.clone(),
+            summary: hit.summary.category.clone(),
+            score: 0.0,
+        })
+        .collect();
+    // Flows the most similar resolved sessions followed, in order of those sessions.
+    let mut voted: Vec<FlowId> = Vec::new();
+    for (index, _) in session_ranking.iter().take(10) {
+        if let Some(flow) = resolved[*index].flow_id.filter(|f| !voted.contains(f)) {
+            voted.push(flow);
+        }
+    }
+    for flow in &voted {
+        if !flows.iter().any(|f| f.id == *flow)
+            && let Ok(record) = store.get_flow(account, *flow).await
+        {
+            flows.push(RetrievedFlow {
+                id: *flow,
+                slug: record.summary.slug.clone(),
+                title: record.summary.title.clone(),
+                summary: record.summary.category.clone(),
+                score: 0.0,
+            });
+        }
+    }
+    let fts_order: Vec<FlowId> = flow_hits.iter().map(|h| h.summary.id).collect();
+    let mut lists: Vec<Vec<FlowId>> = vec![fts_order, voted];
+    let mut session_lists: Vec<Vec<usize>> =
+        vec![session_ranking.iter().map(|(i, _)| *i).collect()];
+
+    if let Some(copilot) = copilot {
+        let mut texts = vec![text.to_owned()];
+        texts.extend(flows.iter().map(|f| format!("{} {}", f.title, f.summary)));
+        texts.extend(documents.iter().cloned());
+        if let Some(vectors) = copilot.embed(&texts).await
+            && vectors.len() == texts.len()
+        {
+            let query_vector = &vectors[0];
+            let mut flow_sim: Vec<(FlowId, f64)> = flows
+                .iter()
+                .zip(&vectors[1..=flows.len()])
+                .map(|(f, v)| (f.id, cosine(query_vector, v)))
+                .collect();
+            flow_sim.sort_by(|a, b| b.1.total_cmp(&a.1));
+            lists.push(flow_sim.into_iter().map(|(id, _)| id).collect());
+            let mut session_sim: Vec<(usize, f64)> = vectors[flows.len() + 1..]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i, cosine(query_vector, v)))
+                .collect();
+            session_sim.sort_by(|a, b| b.1.total_cmp(&a.1));
+            session_lists.push(session_sim.into_iter().take(20).map(|(i, _)| i).collect());
+        }
+    }
+
+    let flow_scores = rrf(&lists);
+    for flow in &mut flows {
+        flow.score = flow_scores.get(&flow.id).copied().unwrap_or(0.0);
+    }
+    flows.retain(|f| f.score > 0.0);
+    flows.sort_by(|a, b| b.score.total_cmp(&a.score));
+
+    let session_scores = rrf(&session_lists);
+    let mut sessions: Vec<RetrievedSession> = session_scores
+        .into_iter()
+        .map(|(index, score)| {
+            let s = &resolved[index];
+            RetrievedSession {
+                id: s.id,
+                problem: s.problem.clone(),
+                resolution: s.resolution.clone().unwrap_or_default(),
+                flow: s.flow_id,
+                score,
+            }
+        })
+        .collect();
+    sessions.sort_by(|a, b| b.score.total_cmp(&a.score));
+    sessions.truncate(10);
+    Ok(Retrieved { flows, sessions })
+}
+
+/// Reciprocal rank fusion of several rankings: each item scores Σ 1 / (k + rank).
+pub fn rrf<T: Copy + Eq + std::hash::Hash>(rankings: &[Vec<T>]) -> HashMap<T, f64> {
+    let mut scores: HashMap<T, f64> = HashMap::new();
+    for ranking in rankings {
+        for (rank, item) in ranking.iter().enumerate() {
+            *scores.entry(*item).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+        }
+    }
+    scores
+}
+
+/// Okapi BM25 of `documents` for the query's terms (a term of four letters or more also matches
+/// words it starts), best first; documents matching nothing are left out.
+pub fn bm25_rank(query: &FlowQuery, documents: &[String]) -> Vec<(usize, f64)> {
+    const K1: f64 = 1.2;
+    const B: f64 = 0.75;
+    if documents.is_empty() {
+        return Vec::new();
+    }
+    let tokenised: Vec<Vec<String>> = documents.iter().map(|d| tokens(d)).collect();
+    let average = tokenised.iter().map(Vec::len).sum::<usize>() as f64 / documents.len() as f64;
+    let n = documents.len() as f64;
+    let matches = |term: &crate::flow::QueryTerm, word: &str| {
+        word == term.text || (term.prefix && word.starts_with(term.text.as_str()))
+    };
+    let mut scores = vec![0.0; documents.len()];
+    for term in &query.terms {
+        let df = tokenised
+            .iter()
+            .filter(|words| words.iter().any(|w| matches(term, w)))
+            .count() as f64;
+        if df == 0.0 {
+            continue;
+        }
+        let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+        for (i, words) in tokenised.iter().enumerate() {
+            let tf = words.iter().filter(|w| matches(term, w)).count() as f64;
+            if tf > 0.0 {
+                let norm = 1.0 - B + B * words.len() as f64 / average.max(1.0);
+                scores[i] += idf * tf * (K1 + 1.0) / (tf + K1 * norm);
+            }
+        }
+    }
+    let mut ranked: Vec<(usize, f64)> = scores
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+fn tokens(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .replace(['\'', '’'], "")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Cosine similarity; 0 for empty or mismatched vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bm25_prefers_the_document_about_the_problem() {
+        let docs = vec![
+            "printer shows offline, restarted the spooler".to_owned(),
+            "outlook keeps asking for the password".to_owned(),
+            "vpn drops every hour".to_owned(),
+        ];
+        let ranked = bm25_rank(&FlowQuery::from_problem("Outlook password prompt"), &docs);
+        assert_eq!(ranked[0].0, 1);
+        assert!(ranked.iter().all(|(i, _)| *i != 2));
+    }
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let scores = rrf(&[vec!['a', 'b', 'c'], vec!['b', 'a'], vec!['b']]);
+        assert!(scores[&'b'] > scores[&'a']);
+        assert!(scores[&'a'] > scores[&'c']);
+    }
+
+    #[test]
+    fn cosine_handles_edges() {
+        assert_eq!(cosine(&[], &[]), 0.0);
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 0.0]), 0.0);
+        assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-9);
+    }
+}
