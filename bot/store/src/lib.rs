@@ -8,10 +8,13 @@
 mod rows;
 
 use async_trait::async_trait;
+use rf_core::ai::{FixChange, FixDecision, SuggestedFix};
 use rf_core::domain::{
     Account, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey, User,
 };
+use rf_core::flow::proposal::{FlowProposal, NewFlowProposal, ProposalReview, ProposalStatus};
 use rf_core::flow::{Flow, FlowHit, FlowQuery, FlowRecord, FlowSource, FlowSummary, SaveOutcome};
+use rf_core::handoff::Assessment;
 use rf_core::handoff::{ClaimOutcome, ClaimRecord, Handoff, NewHandoff};
 use rf_core::ids::HandoffId;
 use rf_core::ids::{AccountId, FactId, FlowId, LinkId, SessionId, StepId, TeamId, UserId};
@@ -30,9 +33,9 @@ use rf_core::time::Timestamp;
 use rf_core::{Store, StoreError, StoreResult};
 use rows::{
     AccountRow, ClaimRow, DELIVERY_COLUMNS, DeliveryRow, EscalationDbRow, EventRow,
-    FLOW_SUMMARY_COLUMNS, FactRow, FlowHitRow, FlowRow, FlowSummaryRow, HANDOFF_SELECT, HandoffRow,
-    JobRow, LinkRow, PsaConnectionRow, PsaMemberRow, PsaNoteRow, SESSION_COLUMNS, SessionRow,
-    StepRow, TeamRow, UserRow, purpose_word, scope_columns, to_json,
+    FLOW_SUMMARY_COLUMNS, FactRow, FixRow, FlowHitRow, FlowRow, FlowSummaryRow, HANDOFF_SELECT,
+    HandoffRow, JobRow, LinkRow, ProposalRow, PsaConnectionRow, PsaMemberRow, PsaNoteRow,
+    SESSION_COLUMNS, SessionRow, StepRow, TeamRow, UserRow, purpose_word, scope_columns, to_json,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -975,6 +978,57 @@ impl Store for SqlStore {
             }
             insert_jobs!(tx, jobs, now);
             insert_events!(self, tx, account, &change.events, now);
+            match &change.fix {
+                Some(FixChange::Suggest { id, proposal }) => {
+                    sqlx::query(
+                        "UPDATE suggested_fixes SET superseded_at = $1 \
+                         WHERE account_id = $2 AND session_id = $3 AND superseded_at IS NULL",
+                    )
+                    .bind(now.as_millis())
+                    .bind(u(account))
+                    .bind(u(session))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query(
+                        "INSERT INTO suggested_fixes (id, account_id, session_id, proposal, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(*id)
+                    .bind(u(account))
+                    .bind(u(session))
+                    .bind(to_json(proposal))
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                Some(FixChange::Decide { fix, decision, by }) => {
+                    let dismissed = *decision == FixDecision::Dismissed;
+                    let decided = sqlx::query(
+                        "UPDATE suggested_fixes SET decision = $1, decided_by = $2, decided_at = $3, \
+                             superseded_at = CASE WHEN $4 THEN $3 ELSE superseded_at END \
+                         WHERE id = $5 AND account_id = $6 AND session_id = $7 AND superseded_at IS NULL",
+                    )
+                    .bind(decision.as_str())
+                    .bind(u(*by))
+                    .bind(now.as_millis())
+                    .bind(dismissed)
+                    .bind(*fix)
+                    .bind(u(account))
+                    .bind(u(session))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                    if decided == 0 {
+                        return Err(StoreError::Constraint(
+                            "that fix was superseded or dismissed already".to_owned(),
+                        ));
+                    }
+                }
+                None => {}
+            }
             for (i, step) in change.steps.iter().enumerate() {
                 insert_step(&mut tx, account, session, first_seq + i as i64, step, now).await?;
             }
@@ -1859,6 +1913,149 @@ impl Store for SqlStore {
         rows.into_iter().map(MemberMapping::try_from).collect()
     }
 
+    async fn suggested_fixes(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> StoreResult<Vec<SuggestedFix>> {
+        let rows: Vec<FixRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, session_id, proposal, created_at, superseded_at, decision, \
+                 decided_by, decided_at \
+             FROM suggested_fixes WHERE account_id = $1 AND session_id = $2 \
+             ORDER BY created_at, id"
+        )
+        .bind(u(account))
+        .bind(u(session))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err))?;
+        rows.into_iter().map(SuggestedFix::try_from).collect()
+    }
+
+    async fn set_assessment(
+        &self,
+        account: AccountId,
+        handoff: HandoffId,
+        assessment: &Assessment,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err)?;
+            let updated = sqlx::query(
+                "UPDATE handoffs SET assessment = $1 WHERE id = $2 AND account_id = $3",
+            )
+            .bind(to_json(assessment))
+            .bind(u(handoff))
+            .bind(u(account))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound { what: "handoff" });
+            }
+            insert_jobs!(tx, jobs, now);
+            tx.commit().await.map_err(db_err)
+        })
+    }
+
+    async fn add_flow_proposal(
+        &self,
+        proposal: &NewFlowProposal,
+        now: Timestamp,
+    ) -> StoreResult<Option<FlowProposal>> {
+        let added = on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO flow_proposals (id, account_id, title, yaml, rationale, origin, \
+                 source_sessions, status, requested_by, fingerprint, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10) \
+             ON CONFLICT (account_id, fingerprint) DO NOTHING"
+        )
+        .bind(proposal.id)
+        .bind(u(proposal.account_id))
+        .bind(proposal.title.as_str())
+        .bind(proposal.yaml.as_str())
+        .bind(proposal.rationale.as_str())
+        .bind(proposal.origin.as_str())
+        .bind(to_json(&proposal.source_sessions))
+        .bind(proposal.requested_by.map(u))
+        .bind(proposal.fingerprint.as_str())
+        .bind(now.as_millis())
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(db_err))?;
+        if added == 0 {
+            return Ok(None);
+        }
+        self.flow_proposal(proposal.account_id, proposal.id)
+            .await
+            .map(Some)
+    }
+
+    async fn flow_proposal(&self, account: AccountId, proposal: Uuid) -> StoreResult<FlowProposal> {
+        let row: ProposalRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM flow_proposals WHERE account_id = $1 AND id = $2"
+        )))
+        .bind(u(account))
+        .bind(proposal)
+        .fetch_one(pool)
+        .await
+        .map_err(not_found("flow proposal")))?;
+        row.try_into()
+    }
+
+    async fn flow_proposals(
+        &self,
+        account: AccountId,
+        status: Option<ProposalStatus>,
+    ) -> StoreResult<Vec<FlowProposal>> {
+        let rows: Vec<ProposalRow> =
+            on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {PROPOSAL_COLUMNS} FROM flow_proposals \
+             WHERE account_id = $1 AND ($2 IS NULL OR status = $2) \
+             ORDER BY created_at DESC, id"
+            )))
+            .bind(u(account))
+            .bind(status.map(ProposalStatus::as_str))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err))?;
+        rows.into_iter().map(FlowProposal::try_from).collect()
+    }
+
+    async fn review_flow_proposal(
+        &self,
+        account: AccountId,
+        proposal: Uuid,
+        review: &ProposalReview,
+        now: Timestamp,
+    ) -> StoreResult<FlowProposal> {
+        let reviewed = on_pool!(self, |pool| sqlx::query(
+            "UPDATE flow_proposals SET status = $1, reviewer_id = $2, reviewed_at = $3, \
+                 yaml = COALESCE($4, yaml), flow_id = $5 \
+             WHERE account_id = $6 AND id = $7 AND status = 'pending'"
+        )
+        .bind(review.status.as_str())
+        .bind(u(review.reviewer))
+        .bind(now.as_millis())
+        .bind(review.yaml.as_deref())
+        .bind(review.flow_id.map(u))
+        .bind(u(account))
+        .bind(proposal)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(db_err))?;
+        let current = self.flow_proposal(account, proposal).await?;
+        if reviewed == 0 {
+            return Err(StoreError::Conflict {
+                what: "the flow proposal",
+            });
+        }
+        Ok(current)
+    }
+
     async fn psa_note(&self, account: AccountId, note: Uuid) -> StoreResult<PsaNoteRecord> {
         let row: PsaNoteRow = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PSA_NOTE_COLUMNS} FROM psa_notes WHERE account_id = $1 AND id = $2"
@@ -1942,6 +2139,9 @@ impl Store for SqlStore {
     }
 }
 
+const PROPOSAL_COLUMNS: &str = "id, account_id, title, yaml, rationale, origin, source_sessions, \
+     status, requested_by, reviewer_id, reviewed_at, flow_id, fingerprint, created_at";
+
 const PSA_NOTE_COLUMNS: &str = "id, account_id, session_id, idempotency_key, ticket, version, body, \
     requested_by, status, member, psa_note_id, error, created_at, posted_at";
 
@@ -1982,7 +2182,11 @@ fn apply_change(session: &mut Session, change: &SessionChange, now: Timestamp) {
     } else if change.close_handoff {
         session.handoff_id = None;
     }
-    if change.bump_state_version || !change.facts.is_empty() {
+    if change.bump_state_version
+        || !change.facts.is_empty()
+        || change.fix.is_some()
+        || change.steps.iter().any(|step| step.kind.changes_note())
+    {
         session.state_version += 1;
     }
     session.updated_at = now;

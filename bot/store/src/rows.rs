@@ -1,8 +1,10 @@
 //! Database rows and their conversion to core types. One row type serves both backends.
 
 use rf_core::StoreError;
+use rf_core::ai::SuggestedFix;
 use rf_core::domain::Priority;
 use rf_core::domain::{Account, Platform, Role, Team, ThreadKey, User};
+use rf_core::flow::proposal::FlowProposal;
 use rf_core::flow::{Flow, FlowKind, FlowSource, FlowStatus, FlowSummary};
 use rf_core::handoff::{ClaimRecord, Handoff, HandoffIntent};
 use rf_core::ids::{
@@ -651,6 +653,78 @@ impl TryFrom<PsaNoteRow> for PsaNoteRecord {
             error: row.error,
             created_at: ts(row.created_at),
             posted_at: row.posted_at.map(ts),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct FixRow {
+    id: Uuid,
+    account_id: Uuid,
+    session_id: Uuid,
+    proposal: String,
+    created_at: i64,
+    superseded_at: Option<i64>,
+    decision: Option<String>,
+    decided_by: Option<Uuid>,
+    decided_at: Option<i64>,
+}
+
+impl TryFrom<FixRow> for SuggestedFix {
+    type Error = StoreError;
+
+    fn try_from(row: FixRow) -> Result<Self, StoreError> {
+        Ok(SuggestedFix {
+            id: row.id,
+            account_id: AccountId::from_uuid(row.account_id),
+            session_id: SessionId::from_uuid(row.session_id),
+            proposal: json("suggested fix", &row.proposal)?,
+            created_at: ts(row.created_at),
+            superseded_at: row.superseded_at.map(ts),
+            decision: row.decision.map(|d| word("fix decision", &d)).transpose()?,
+            decided_by: row.decided_by.map(UserId::from_uuid),
+            decided_at: row.decided_at.map(ts),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ProposalRow {
+    id: Uuid,
+    account_id: Uuid,
+    title: String,
+    yaml: String,
+    rationale: String,
+    origin: String,
+    source_sessions: String,
+    status: String,
+    requested_by: Option<Uuid>,
+    reviewer_id: Option<Uuid>,
+    reviewed_at: Option<i64>,
+    flow_id: Option<Uuid>,
+    fingerprint: String,
+    created_at: i64,
+}
+
+impl TryFrom<ProposalRow> for FlowProposal {
+    type Error = StoreError;
+
+    fn try_from(row: ProposalRow) -> Result<Self, StoreError> {
+        Ok(FlowProposal {
+            id: row.id,
+            account_id: AccountId::from_uuid(row.account_id),
+            title: row.title,
+            yaml: row.yaml,
+            rationale: row.rationale,
+            origin: word("proposal origin", &row.origin)?,
+            source_sessions: json("flow proposal", &row.source_sessions)?,
+            status: word("proposal status", &row.status)?,
+            requested_by: row.requested_by.map(UserId::from_uuid),
+            reviewer_id: row.reviewer_id.map(UserId::from_uuid),
+            reviewed_at: row.reviewed_at.map(ts),
+            flow_id: row.flow_id.map(FlowId::from_uuid),
+            fingerprint: row.fingerprint,
+            created_at: ts(row.created_at),
         })
     }
 }
