@@ -9,6 +9,7 @@
 mod escalations;
 pub mod links;
 mod pages;
+mod proposals;
 pub mod psa;
 
 use axum::Router;
@@ -103,6 +104,10 @@ fn templates() -> Environment<'static> {
         ("queue.html", include_str!("../templates/queue.html")),
         ("metrics.html", include_str!("../templates/metrics.html")),
         ("psa.html", include_str!("../templates/psa.html")),
+        (
+            "proposals.html",
+            include_str!("../templates/proposals.html"),
+        ),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("bundled template {name} is invalid: {e}"));
@@ -132,6 +137,8 @@ pub fn router(state: CompanionState) -> Router {
         .route("/team/psa", get(psa::settings_page).post(psa::connect))
         .route("/team/psa/test", axum::routing::post(psa::test_saved))
         .route("/team/psa/map", axum::routing::post(psa::map_member))
+        .route("/team/proposals", get(proposals::list))
+        .route("/team/proposals/{id}", axum::routing::post(proposals::review))
         .route("/static/companion.js", get(escalations::script))
         .fallback(pages::not_found)
         .layer(SetResponseHeaderLayer::if_not_present(

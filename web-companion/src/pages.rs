@@ -215,6 +215,42 @@ pub(crate) async fn session(
             outcome,
         ));
     }
+    // Every model call the copilot made in this session: which model, tokens, latency, cost.
+    let mut ai_calls = Vec::new();
+    for step in &timeline {
+        if let rf_core::session::StepKind::AiTurn { calls, .. } = &step.kind {
+            for call in calls {
+                ai_calls.push((
+                    step.created_at.time_of_day(),
+                    format!("{} ({})", call.model, call.tier.as_str()),
+                    format!(
+                        "{} in ({} cached) / {} out",
+                        call.input_tokens, call.cached_tokens, call.output_tokens
+                    ),
+                    format!("{} ms", call.latency_ms),
+                    format!("${:.4}", call.cost_micros as f64 / 1e6),
+                    call.problem.as_deref().map(clean).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let fixes: Vec<(String, String, String)> = store
+        .suggested_fixes(claims.acc, id)
+        .await?
+        .into_iter()
+        .map(|f| {
+            let state = match (f.decision, f.superseded_at) {
+                (Some(decision), _) => decision.as_str().replace('_', " "),
+                (None, Some(_)) => "superseded".to_owned(),
+                (None, None) => "active".to_owned(),
+            };
+            (
+                clean(&f.proposal.title),
+                format!("{}%", f.proposal.confidence),
+                state,
+            )
+        })
+        .collect();
     let exports = [
         ExportFormat::Markdown,
         ExportFormat::Text,
@@ -242,6 +278,8 @@ pub(crate) async fn session(
             steps => minijinja::Value::from(minijinja::value::Serde(&steps)),
             facts => facts,
             posts => posts,
+            ai_calls => ai_calls,
+            fixes => fixes,
             exports => exports,
             account_scope => claims.scope == LinkScope::Account,
         },

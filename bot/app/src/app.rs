@@ -186,11 +186,15 @@ impl App {
             &master,
             Duration::from_secs(config.psa.timeout_seconds),
         );
-        let engine = Engine::new(port.clone(), clock.clone())
+        let copilot = crate::ai::build(&config.ai)?;
+        let mut engine = Engine::new(port.clone(), clock.clone())
             .with_desk(Arc::new(desk.clone()))
             .with_links(Arc::new(token_keys.clone()), link_ttl)
             .with_wake(wake.clone())
             .with_counters(counters.clone());
+        if let Some(copilot) = &copilot {
+            engine = engine.with_copilot(copilot.clone());
+        }
 
         let console = ConsoleNotifier::new(Board::new());
         let mut notifiers = Notifiers::new().with(Platform::Console, Arc::new(console.clone()));
@@ -214,6 +218,9 @@ impl App {
             .with_desk(Arc::new(desk.clone()))
             .with_counters(counters.clone())
             .with_links(Arc::new(token_keys.clone()), link_ttl);
+        if let Some(copilot) = &copilot {
+            dispatcher = dispatcher.with_copilot(copilot.clone());
+        }
         match SmtpMailer::from_config(&config.smtp)? {
             Some(mailer) => {
                 tracing::info!(host = %config.smtp.host, port = config.smtp.port, "e-mail enabled");

@@ -92,6 +92,11 @@ enum FlowsCommand {
     Export { dir: PathBuf },
     /// List the flow library.
     List,
+    /// Run the knowledge flywheel now: cluster resolved sessions no flow covers and draft a flow
+    /// for each cluster (needs an AI model). Drafts wait for review in the companion.
+    Propose,
+    /// List the flow proposals and where they stand.
+    Proposals,
 }
 
 #[derive(Debug, Subcommand)]
@@ -479,6 +484,44 @@ async fn flows_command(command: FlowsCommand, config: Config) -> anyhow::Result<
                 println!(
                     "{:<28} v{:<3} {:<16} {:<24} {}",
                     flow.slug, flow.version, flow.kind, flow.category, flow.title
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        FlowsCommand::Propose => {
+            use rf_core::Store as _;
+            if matches!(app.config.ai.provider.as_str(), "offline" | "off" | "") {
+                eprintln!(
+                    "the flywheel drafts flows with an AI model: set [ai] provider (RF_AI__PROVIDER) and its key"
+                );
+                ExitCode::FAILURE
+            } else {
+                let before = store.flow_proposals(app.account.id, None).await?.len();
+                let job = rf_core::jobs::NewJob::now(
+                    app.account.id,
+                    rf_core::jobs::Job::Flywheel,
+                    app.engine.now(),
+                );
+                store.enqueue(vec![job], app.engine.now()).await?;
+                app.worker.run_due().await;
+                let after = store.flow_proposals(app.account.id, None).await?.len();
+                println!(
+                    "{} new proposal(s); review them on the companion's Flow proposals page (/team/proposals)",
+                    after.saturating_sub(before)
+                );
+                ExitCode::SUCCESS
+            }
+        }
+        FlowsCommand::Proposals => {
+            use rf_core::Store as _;
+            for p in store.flow_proposals(app.account.id, None).await? {
+                println!(
+                    "{:<9} {:<10} {} ({} source sessions) {}",
+                    p.status,
+                    p.origin,
+                    p.created_at.display_utc(),
+                    p.source_sessions.len(),
+                    p.title
                 );
             }
             ExitCode::SUCCESS

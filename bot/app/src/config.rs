@@ -20,6 +20,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub slack: SlackConfig,
     pub psa: PsaConfig,
+    pub ai: AiConfig,
     pub jobs: JobsConfig,
     pub log: LogConfig,
 }
@@ -139,6 +140,89 @@ impl Default for PsaConfig {
         Self {
             timeout_seconds: 20,
         }
+    }
+}
+
+/// The AI copilot. `offline` (the default) needs no key and never touches the network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// `offline`, `anthropic`, `openai` (any OpenAI-compatible endpoint: OpenAI, Azure, Ollama,
+    /// vLLM, llama.cpp) or `off`.
+    pub provider: String,
+    /// The provider's key (`RF_AI__API_KEY`). Not needed for local OpenAI-compatible servers.
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretString>,
+    /// Empty: `https://api.anthropic.com` or `https://api.openai.com/v1`. For Ollama
+    /// `http://localhost:11434/v1`; for Azure `https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT`.
+    pub base_url: String,
+    /// The model for short confirmations. Empty: `claude-haiku-4-5` or `gpt-4o-mini`.
+    pub fast_model: String,
+    /// The model for discovery, decisions, notes, assessments and drafted flows. Empty:
+    /// `claude-sonnet-4-5` or `gpt-4o`.
+    pub deep_model: String,
+    /// A fast model's answer below this confidence (0–100) is asked again of the deep model.
+    pub low_confidence: u8,
+    pub max_tokens: u32,
+    /// How long one model call may take, retries not included.
+    pub timeout_seconds: u64,
+    /// How many times a call is tried when the provider is busy or unavailable.
+    pub max_attempts: usize,
+    /// OpenAI-compatible: `bearer` (Authorization header) or `api-key` (Azure).
+    pub openai_auth: String,
+    /// OpenAI-compatible: a query string added to every request (Azure: `api-version=2024-10-21`).
+    pub openai_query: String,
+    /// OpenAI-compatible: the name of the max-tokens field (`max_tokens` or `max_completion_tokens`).
+    pub max_tokens_field: String,
+    /// OpenAI-compatible: `json_schema` (falls back to `json_object` if refused), `json_object` or
+    /// `none`.
+    pub structured_output: String,
+    /// An OpenAI-compatible embedding model for retrieval (empty: full-text search only).
+    pub embedding_model: String,
+    /// Where embeddings are asked for (empty: `base_url` when the provider is `openai`).
+    pub embedding_base_url: String,
+    /// The embedding endpoint's key (empty: `api_key`).
+    #[serde(serialize_with = "redacted", skip_serializing_if = "Option::is_none")]
+    pub embedding_api_key: Option<SecretString>,
+    /// A directory whose prompt files replace the built-in ones (`prompts/` in the source).
+    pub prompts_dir: Option<PathBuf>,
+    /// Prices in US dollars per million tokens by model name, for the cost recorded per turn:
+    /// `[ai.prices."my-model"] input = 1.0, output = 2.0, cached = 0.1`. Well-known models are
+    /// built in.
+    pub prices: std::collections::HashMap<String, rf_ai::copilot::Price>,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            provider: "offline".to_owned(),
+            api_key: None,
+            base_url: String::new(),
+            fast_model: String::new(),
+            deep_model: String::new(),
+            low_confidence: 40,
+            max_tokens: 1_500,
+            timeout_seconds: 60,
+            max_attempts: 4,
+            openai_auth: "bearer".to_owned(),
+            openai_query: String::new(),
+            max_tokens_field: "max_tokens".to_owned(),
+            structured_output: "json_schema".to_owned(),
+            embedding_model: String::new(),
+            embedding_base_url: String::new(),
+            embedding_api_key: None,
+            prompts_dir: None,
+            prices: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl AiConfig {
+    pub fn api_key(&self) -> Option<String> {
+        self.api_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned())
+            .filter(|k| !k.is_empty())
     }
 }
 
@@ -369,6 +453,7 @@ const SECTIONS: &[&str] = &[
     "smtp",
     "slack",
     "psa",
+    "ai",
     "jobs",
     "log",
 ];
@@ -388,6 +473,12 @@ fn env_key(key: &str) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
 
 impl Config {
     /// Defaults, then `file` (or `./resolutionflow.toml` if it exists), then the environment.

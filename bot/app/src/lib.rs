@@ -4,6 +4,7 @@
 //! temporary database and serve it on a port-0 listener.
 #![forbid(unsafe_code)]
 
+pub mod ai;
 pub mod app;
 pub mod cli;
 pub mod config;
