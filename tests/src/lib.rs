@@ -12,7 +12,7 @@ use rf_core::domain::{
     Account, Actor, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, Team, ThreadKey,
 };
 use rf_core::flow::{Flow, FlowSource, parse_flow_yaml};
-use rf_core::ids::HandoffId;
+use rf_core::ids::{HandoffId, UserId};
 use rf_core::time::Clock;
 use rf_core::time::Timestamp;
 use rf_core::{Store, StoreResult};
@@ -330,6 +330,7 @@ where
     });
 }
 
+pub mod llm;
 pub mod process;
 pub mod psa;
 pub mod slack;
@@ -386,6 +387,77 @@ pub async fn account_with_samples(store: &dyn Store, name: &str) -> StoreResult<
             .await?;
     }
     Ok((account, team))
+}
+
+/// A console user (an engineer) in `account`, created if new.
+pub async fn user(store: &dyn Store, account: &Account, team: &Team, name: &str) -> UserId {
+    store
+        .upsert_user(
+            account.id,
+            team.id,
+            &ChatIdentity {
+                platform: Platform::Console,
+                platform_user_id: name.to_lowercase(),
+                display_name: name.to_owned(),
+                email: None,
+            },
+            RoleAssignment::IfNew(Role::Engineer),
+            Timestamp::from_millis(1_795_000_000_000),
+        )
+        .await
+        .expect("a user")
+        .id
+}
+
+/// A session that was resolved (after following `flow`, if given) with `resolution`.
+pub async fn resolved_session(
+    store: &dyn Store,
+    team: &Team,
+    owner: UserId,
+    thread: &str,
+    problem: &str,
+    flow: Option<(rf_core::ids::FlowId, Flow)>,
+    resolution: &str,
+) -> rf_core::ids::SessionId {
+    use rf_core::session::{Conversation, NewSession, SessionChange, SessionStatus};
+    let now = Timestamp::from_millis(1_795_000_000_000);
+    let session = store
+        .create_session(
+            NewSession {
+                account_id: team.account_id,
+                team_id: team.id,
+                thread: rf_core::domain::ThreadKey {
+                    platform: Platform::Console,
+                    workspace: "history".to_owned(),
+                    channel: "history".to_owned(),
+                    thread: thread.to_owned(),
+                },
+                owner_id: owner,
+                problem: problem.to_owned(),
+                conversation: Conversation::FreeForm,
+                status: SessionStatus::Active,
+                steps: Vec::new(),
+            },
+            now,
+        )
+        .await
+        .expect("a session");
+    store
+        .commit_session(
+            team.account_id,
+            session.id,
+            session.lock_version,
+            SessionChange {
+                flow,
+                status: Some(SessionStatus::Resolved),
+                resolution: Some(resolution.to_owned()),
+                ..SessionChange::default()
+            },
+            now,
+        )
+        .await
+        .expect("resolve the session");
+    session.id
 }
 
 #[cfg(test)]

@@ -871,3 +871,169 @@ async fn psa_connections_mappings_and_the_post_log() {
     assert!(store.delete_psa_connection(acct.id, team.id).await.unwrap());
     assert!(!store.delete_psa_connection(acct.id, team.id).await.unwrap());
 }
+
+#[tokio::test]
+async fn suggested_fixes_supersede_and_proposals_are_reviewed_once() {
+    use rf_core::ai::{FixChange, FixDecision, FixProposal};
+    use rf_core::flow::proposal::{
+        NewFlowProposal, ProposalOrigin, ProposalReview, ProposalStatus,
+    };
+    let db = TestDb::new().await;
+    let store = db.port();
+    let (acme, team) = account(store.as_ref(), "acme").await.unwrap();
+    let (other, _) = account(store.as_ref(), "other").await.unwrap();
+    let jane = jane(store.as_ref(), &acme, &team).await;
+    let session = rf_tests::resolved_session(
+        store.as_ref(),
+        &team,
+        jane.id,
+        "t1",
+        "VPN drops",
+        None,
+        "Raised the lifetime",
+    )
+    .await;
+    let fix = |title: &str| FixProposal {
+        title: title.to_owned(),
+        rationale: "because".to_owned(),
+        steps: vec!["do it".to_owned()],
+        script: None,
+        confidence: 70,
+    };
+    let suggest = |id, title: &str| SessionChange {
+        fix: Some(FixChange::Suggest {
+            id,
+            proposal: fix(title),
+        }),
+        ..SessionChange::default()
+    };
+    let (first, second) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let s = store.get_session(acme.id, session).await.unwrap();
+    let s = store
+        .commit_session(acme.id, s.id, s.lock_version, suggest(first, "Rekey"), T0)
+        .await
+        .unwrap();
+    let version = s.state_version;
+    let s = store
+        .commit_session(
+            acme.id,
+            s.id,
+            s.lock_version,
+            suggest(second, "Lifetime"),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.state_version,
+        version + 1,
+        "a new fix bumps state_version"
+    );
+    let fixes = store.suggested_fixes(acme.id, s.id).await.unwrap();
+    assert_eq!(fixes.len(), 2);
+    assert!(
+        fixes[0].superseded_at.is_some(),
+        "the older fix is superseded"
+    );
+    assert!(fixes[1].is_active());
+    assert!(
+        store
+            .suggested_fixes(other.id, s.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Deciding on a superseded fix is refused and changes nothing.
+    let decide = |fix, decision| SessionChange {
+        fix: Some(FixChange::Decide {
+            fix,
+            decision,
+            by: jane.id,
+        }),
+        ..SessionChange::default()
+    };
+    let refused = store
+        .commit_session(
+            acme.id,
+            s.id,
+            s.lock_version,
+            decide(first, FixDecision::Dismissed),
+            T0,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Constraint(_))),
+        "{refused:?}"
+    );
+    let s = store.get_session(acme.id, s.id).await.unwrap();
+    let s = store
+        .commit_session(
+            acme.id,
+            s.id,
+            s.lock_version,
+            decide(second, FixDecision::Dismissed),
+            T0,
+        )
+        .await
+        .unwrap();
+    let fixes = store.suggested_fixes(acme.id, s.id).await.unwrap();
+    assert_eq!(fixes[1].decision, Some(FixDecision::Dismissed));
+    assert!(
+        fixes.iter().all(|f| !f.is_active()),
+        "dismissing supersedes"
+    );
+
+    // Proposals: one per fingerprint, reviewed once, scoped to the account.
+    let proposal = NewFlowProposal {
+        id: uuid::Uuid::now_v7(),
+        account_id: acme.id,
+        title: "VPN drops hourly".to_owned(),
+        yaml: "id: vpn\n".to_owned(),
+        rationale: "Three sessions".to_owned(),
+        origin: ProposalOrigin::Flywheel,
+        source_sessions: vec![session],
+        requested_by: None,
+        fingerprint: "flywheel:x".to_owned(),
+    };
+    let added = store
+        .add_flow_proposal(&proposal, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(added.status, ProposalStatus::Pending);
+    assert_eq!(added.source_sessions, vec![session]);
+    let again = NewFlowProposal {
+        id: uuid::Uuid::now_v7(),
+        ..proposal.clone()
+    };
+    assert!(store.add_flow_proposal(&again, T0).await.unwrap().is_none());
+    assert!(store.flow_proposal(other.id, added.id).await.is_err());
+    let review = ProposalReview {
+        status: ProposalStatus::Rejected,
+        reviewer: jane.id,
+        yaml: None,
+        flow_id: None,
+    };
+    let reviewed = store
+        .review_flow_proposal(acme.id, added.id, &review, T0)
+        .await
+        .unwrap();
+    assert_eq!(reviewed.status, ProposalStatus::Rejected);
+    assert_eq!(reviewed.reviewer_id, Some(jane.id));
+    let twice = store
+        .review_flow_proposal(acme.id, added.id, &review, T0)
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::Conflict { .. })),
+        "{twice:?}"
+    );
+    assert_eq!(
+        store
+            .flow_proposals(acme.id, Some(ProposalStatus::Pending))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}
