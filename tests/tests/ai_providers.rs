@@ -223,7 +223,7 @@ async fn anthropic_rate_limits_wait_for_retry_after_then_succeed() {
         "retry-after: 1 was honoured: {waited:?}"
     );
     assert!(
-        waited < Duration::from_millis(2_500),
+        waited < Duration::from_secs(5),
         "and not much more: {waited:?}"
     );
 
@@ -272,7 +272,7 @@ async fn anthropic_overload_and_errors_mid_stream_are_retried_with_backoff() {
     // Two back-offs: 20 ms and 40 ms, each plus up to as much again of jitter.
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(60), "{waited:?}");
-    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
 
     // Retries are bounded.
     for _ in 0..5 {
@@ -345,7 +345,7 @@ async fn anthropic_refuses_a_wrong_key_and_the_key_is_never_shown() {
 async fn anthropic_answers_beyond_the_time_limit_are_unavailable() {
     let fake = FakeAnthropic::start(ANTHROPIC_KEY).await;
     fake.push(Reply::slow(
-        Duration::from_secs(3),
+        Duration::from_secs(30),
         Reply::Text(ANSWER.to_owned()),
     ));
     let mut config = AnthropicConfig::new(ANTHROPIC_KEY);
@@ -358,7 +358,7 @@ async fn anthropic_answers_beyond_the_time_limit_are_unavailable() {
         matches!(&error, LlmError::Unavailable(m) if m.contains("did not answer within")),
         "{error:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(1_500));
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
@@ -562,7 +562,7 @@ async fn openai_rate_limits_wait_for_retry_after_then_succeed() {
     assert_eq!(response.text, ANSWER);
     assert_eq!(fake.requests().len(), 2);
     assert!(waited >= Duration::from_millis(950), "{waited:?}");
-    assert!(waited < Duration::from_millis(2_500), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
 }
 
 #[tokio::test]
@@ -627,7 +627,7 @@ async fn openai_refuses_a_wrong_key_and_the_key_is_never_shown() {
 async fn openai_answers_beyond_the_time_limit_are_unavailable_and_garbage_is_malformed() {
     let fake = FakeOpenAi::start(OPENAI_KEY).await;
     fake.push(Reply::slow(
-        Duration::from_secs(3),
+        Duration::from_secs(30),
         Reply::Text(ANSWER.to_owned()),
     ));
     let client = OpenAi::new(OpenAiConfig {
@@ -638,7 +638,7 @@ async fn openai_answers_beyond_the_time_limit_are_unavailable_and_garbage_is_mal
     let started = Instant::now();
     let error = client.chat(GPT, &request()).await.unwrap_err();
     assert!(matches!(error, LlmError::Unavailable(_)), "{error:?}");
-    assert!(started.elapsed() < Duration::from_millis(1_500));
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     fake.push(Reply::Garbage);
     let error = chat_with_retries(&openai(&fake), GPT, &request(), &quick())

@@ -380,14 +380,14 @@ async fn a_stalled_psa_times_out_as_unavailable() {
             Duration::from_secs(1),
         )
         .unwrap();
-        fake.stall(Duration::from_secs(3));
+        fake.stall(Duration::from_secs(30));
         let started = std::time::Instant::now();
         let error = client.ticket(psa::TICKET).await.unwrap_err();
         assert!(
             matches!(&error, PsaError::Unavailable(m) if m.contains("did not answer")),
             "{provider}: {error:?}"
         );
-        assert!(started.elapsed() < Duration::from_secs(3), "{provider}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{provider}");
     }
 }
 

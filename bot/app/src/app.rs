@@ -295,12 +295,7 @@ impl App {
         let feed = self.feed.clone();
         let store: Arc<dyn Store> = self.store.clone();
         let postgres = self.store.postgres_pool().cloned();
-        tasks.push(tokio::spawn(feed.run(
-            store,
-            self.clock.clone(),
-            postgres,
-            stopped(watch),
-        )));
+        tasks.push(tokio::spawn(feed.run(store, postgres, stopped(watch))));
         Background { stop, tasks }
     }
 

@@ -4,13 +4,12 @@
 
 use rf_core::Store;
 use rf_core::outbox::HandoffEvent;
-use rf_core::time::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
-/// A gap in `seq` younger than this is waited for (its transaction may still commit).
-const GAP_GRACE_MILLIS: i64 = 5_000;
+/// How often the feeder looks for events when nothing wakes it (a missed notification).
+const POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct EventFeed {
@@ -39,7 +38,6 @@ impl EventFeed {
     pub async fn run(
         self,
         store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
         postgres: Option<sqlx::PgPool>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
@@ -56,19 +54,11 @@ impl EventFeed {
         };
         tokio::pin!(shutdown);
         loop {
-            let mut retry_soon = false;
+            // The store makes `seq` visible in order (see `insert_events`), so a hole is a rollback:
+            // nothing to wait for.
             match store.events_after(last, 500).await {
                 Ok(events) => {
-                    let now = clock.now();
                     for event in events {
-                        // Sequence numbers are handed out before commit: a hole may be an event still
-                        // committing. Wait for it, unless it is old enough to be a rollback.
-                        if event.seq != last + 1
-                            && now.millis_since(event.created_at) < GAP_GRACE_MILLIS
-                        {
-                            retry_soon = true;
-                            break;
-                        }
                         last = event.seq;
                         // No subscribers is fine.
                         let _ = self.sender.send(event);
@@ -76,15 +66,10 @@ impl EventFeed {
                 }
                 Err(e) => tracing::warn!(error = %e, "event feed read failed; retrying"),
             }
-            let pause = if retry_soon {
-                Duration::from_millis(50)
-            } else {
-                Duration::from_secs(1)
-            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = self.wake.notified() => {},
-                () = tokio::time::sleep(pause) => {},
+                () = tokio::time::sleep(POLL) => {},
             }
         }
     }

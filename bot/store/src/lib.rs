@@ -977,7 +977,6 @@ impl Store for SqlStore {
                 }
             }
             insert_jobs!(tx, jobs, now);
-            insert_events!(self, tx, account, &change.events, now);
             match &change.fix {
                 Some(FixChange::Suggest { id, proposal }) => {
                     sqlx::query(
@@ -1048,6 +1047,8 @@ impl Store for SqlStore {
                 .await
                 .map_err(db_err)?;
             }
+            // Last: event writers are serialised from here to the commit on PostgreSQL.
+            insert_events!(self, tx, account, &change.events, now);
             tx.commit().await.map_err(db_err)?;
             Ok(next)
         })
@@ -2323,10 +2324,25 @@ macro_rules! insert_jobs {
 }
 use insert_jobs;
 
-/// Appends events to the stream; on PostgreSQL the commit also wakes every replica's feeder.
+/// The PostgreSQL advisory lock that orders event writers: see [`insert_events`].
+const EVENT_ORDER_LOCK: i64 = 0x7266_6576_656e_7473; // "rfevents"
+
+/// Appends events to the live feed. `seq` must become visible in order, so that a reader who sees
+/// `n + 1` but not `n` knows `n` was rolled back and never waits for it. SQLite has one writer at a
+/// time; on PostgreSQL the sequence hands out numbers before commit, so event writers take a
+/// transaction-scoped advisory lock first: the next writer draws its number only after this one has
+/// committed or rolled back. Call it last in a transaction, to hold the lock briefly. On PostgreSQL
+/// the commit also wakes every replica's feeder.
 macro_rules! insert_events {
     ($store:expr, $tx:expr, $account:expr, $events:expr, $now:expr) => {{
         let events: &[NewEvent] = $events;
+        if !events.is_empty() && matches!($store.pool, Pool::Postgres(_)) {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_ORDER_LOCK)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+        }
         for event in events {
             sqlx::query("INSERT INTO handoff_events (account_id, kind, summary, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(u($account))
