@@ -549,6 +549,21 @@ impl SlackSender {
         timestamp: i64,
         headers: &[(&str, String)],
     ) -> reqwest::Response {
+        self.try_send_as(path, content_type, body, secret, timestamp, headers)
+            .await
+            .unwrap()
+    }
+
+    /// [`Self::send_as`], returning a transport error instead of panicking on it.
+    pub async fn try_send_as(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        secret: &str,
+        timestamp: i64,
+        headers: &[(&str, String)],
+    ) -> reqwest::Result<reqwest::Response> {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -558,7 +573,7 @@ impl SlackSender {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        request.body(body).send().await.unwrap()
+        request.body(body).send().await
     }
 
     /// An Events API request, signed now.

@@ -285,6 +285,79 @@ async fn a_session_link_opens_only_its_session() {
 }
 
 #[tokio::test]
+async fn a_flow_link_opens_the_library_and_nothing_else() {
+    let f = fixture().await;
+    let (jane, session) = session_in(&f, &console(), "printer offline").await;
+    let store = f.app.app.engine.store();
+    let flow = |slug: &'static str| async move {
+        store
+            .get_flow_by_slug(jane.account_id, slug)
+            .await
+            .unwrap()
+            .expect(slug)
+            .summary
+            .id
+    };
+    let (printer, patching) = (
+        flow("printer-offline").await,
+        flow("monthly-patch-compliance").await,
+    );
+    let (cookie, location) = open(&link_for(&f, &jane, LinkScope::Flow(printer)).await).await;
+    assert_eq!(location, format!("/flows/{printer}"));
+    let get = |path: String| {
+        client()
+            .get(format!("{}{path}", f.app.base_url))
+            .header(COOKIE, &cookie)
+            .send()
+    };
+    let page = get(location).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    // The tree's steps, each with an anchor the branches lead to.
+    assert!(
+        page.contains("Printer shows offline")
+            && page.contains("id=\"step-")
+            && page.contains("href=\"#step-"),
+        "{page}"
+    );
+    // The library is the account's: a maintenance flow shows its schedule and commands.
+    let page = get(format!("/flows/{patching}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("0 6 2 * *") && page.contains("Get-HotFix"),
+        "{page}"
+    );
+    // Nothing else of the account opens with it.
+    for path in [
+        format!("/sessions/{session}"),
+        "/queue".to_owned(),
+        "/team/metrics".to_owned(),
+        "/flows/not-an-id".to_owned(),
+    ] {
+        let response = get(path.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // Another account's link does not open this account's flows.
+    let other = InstallationRef {
+        platform: Platform::Slack,
+        external_id: "T-OTHER".into(),
+    };
+    let (bob, _) = session_in(&f, &other, "vpn down").await;
+    let (theirs, _) = open(&link_for(&f, &bob, LinkScope::Account).await).await;
+    let response = client()
+        .get(format!("{}/flows/{printer}", f.app.base_url))
+        .header(COOKIE, &theirs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn revoking_a_link_ends_access() {
     let f = fixture().await;
     let (jane, session) = session_in(&f, &console(), "printer offline").await;

@@ -339,6 +339,52 @@ async fn with_no_key_the_offline_copilot_matches_flows_and_writes_the_note() {
     }
     assert!(out.contains("Event 1000 names vcruntime140.dll"), "{out}");
     assert!(out.contains("Repaired the VC++ runtime"), "{out}");
+
+    // What a turn cites links to the companion: the flow's page, the resolved session's timeline.
+    let mut third = Tech::new(&app, tech.clock.clone()).await;
+    let out = third
+        .start_free_form("Zorbix dies at launch again, and the printer on floor 3 shows offline")
+        .await;
+    let flow = open_cited(&app, &out, "Printer shows offline or won't print (flow): ").await;
+    assert!(
+        flow.contains("<h1 id=\"flow-title\">Printer shows offline or won")
+            && flow.contains("href=\"#step-"),
+        "{flow}"
+    );
+    let session = open_cited(&app, &out, "(resolved session): ").await;
+    assert!(session.contains("Repaired the VC++ runtime"), "{session}");
+}
+
+/// Follows the companion link after `label` in a turn's output (a signed link: 303 and a cookie),
+/// and returns the page it leads to.
+async fn open_cited(app: &TestApp, out: &str, label: &str) -> String {
+    let url = out
+        .split(label)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no link after {label:?} in {out}"));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 303, "{url}");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let page = http
+        .get(format!("{}{location}", app.base_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{location}");
+    page.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod escalations;
+mod flows;
 pub mod links;
 mod pages;
 mod proposals;
@@ -104,6 +105,7 @@ fn templates() -> Environment<'static> {
         ("queue.html", include_str!("../templates/queue.html")),
         ("metrics.html", include_str!("../templates/metrics.html")),
         ("psa.html", include_str!("../templates/psa.html")),
+        ("flow.html", include_str!("../templates/flow.html")),
         (
             "proposals.html",
             include_str!("../templates/proposals.html"),
@@ -137,6 +139,7 @@ pub fn router(state: CompanionState) -> Router {
         .route("/team/psa", get(psa::settings_page).post(psa::connect))
         .route("/team/psa/test", axum::routing::post(psa::test_saved))
         .route("/team/psa/map", axum::routing::post(psa::map_member))
+        .route("/flows/{id}", get(flows::page))
         .route("/team/proposals", get(proposals::list))
         .route("/team/proposals/{id}", axum::routing::post(proposals::review))
         .route("/static/companion.js", get(escalations::script))

@@ -68,6 +68,7 @@ pub(crate) async fn open_link(
     let target = match link.scope {
         LinkScope::Session(id) => format!("/sessions/{id}"),
         LinkScope::Handoff(id) => format!("/handoffs/{id}"),
+        LinkScope::Flow(id) => format!("/flows/{id}"),
         LinkScope::Account => "/queue".to_owned(),
     };
     Ok((jar.add(cookie), Redirect::to(&target)))
@@ -91,6 +92,9 @@ pub(crate) async fn home(
         }
         LinkScope::Handoff(id) => {
             return Ok(Redirect::to(&format!("/handoffs/{id}")).into_response());
+        }
+        LinkScope::Flow(id) => {
+            return Ok(Redirect::to(&format!("/flows/{id}")).into_response());
         }
         LinkScope::Account => {}
     }
@@ -271,6 +275,7 @@ pub(crate) async fn session(
             status => status_label(session.status),
             owner => owner.display_name,
             flow => session.flow.as_ref().map(|f| f.meta.title.clone()),
+            flow_id => session.flow_id.map(|id| id.to_string()),
             ticket => session.psa_ticket,
             started => session.created_at.display_utc(),
             resolved => session.resolved_at.map(|t| t.display_utc()),

@@ -1,7 +1,7 @@
 //! Share links: signed, scoped, expiring, revocable invitations into the companion.
 
 use crate::domain::Role;
-use crate::ids::{AccountId, HandoffId, LinkId, SessionId, UserId};
+use crate::ids::{AccountId, FlowId, HandoffId, LinkId, SessionId, UserId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,9 @@ pub enum LinkScope {
     Session(SessionId),
     /// One handoff's context page (and its session).
     Handoff(HandoffId),
+    /// One flow of the library (as the copilot cites it). Any link of the account reads the
+    /// library, as every member can in chat; this one opens nothing else.
+    Flow(FlowId),
     /// Every page of the account the holder's role allows (metrics, queue, settings).
     Account,
 }
@@ -23,7 +26,7 @@ impl LinkScope {
     pub fn allows_session(&self, session: SessionId) -> bool {
         match self {
             LinkScope::Session(id) => *id == session,
-            LinkScope::Handoff(_) => false,
+            LinkScope::Handoff(_) | LinkScope::Flow(_) => false,
             LinkScope::Account => true,
         }
     }
@@ -31,7 +34,7 @@ impl LinkScope {
     pub fn allows_handoff(&self, handoff: HandoffId) -> bool {
         match self {
             LinkScope::Handoff(id) => *id == handoff,
-            LinkScope::Session(_) => false,
+            LinkScope::Session(_) | LinkScope::Flow(_) => false,
             LinkScope::Account => true,
         }
     }

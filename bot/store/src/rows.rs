@@ -316,6 +316,7 @@ impl TryFrom<LinkRow> for ShareLink {
         let scope = match (row.scope_kind.as_str(), row.scope_id) {
             ("session", Some(id)) => LinkScope::Session(SessionId::from_uuid(id)),
             ("handoff", Some(id)) => LinkScope::Handoff(HandoffId::from_uuid(id)),
+            ("flow", Some(id)) => LinkScope::Flow(FlowId::from_uuid(id)),
             ("account", _) => LinkScope::Account,
             (other, _) => {
                 return Err(StoreError::Corrupt {
@@ -342,6 +343,7 @@ pub(crate) fn scope_columns(scope: &LinkScope) -> (&'static str, Option<Uuid>) {
     match scope {
         LinkScope::Session(id) => ("session", Some(id.as_uuid())),
         LinkScope::Handoff(id) => ("handoff", Some(id.as_uuid())),
+        LinkScope::Flow(id) => ("flow", Some(id.as_uuid())),
         LinkScope::Account => ("account", None),
     }
 }

@@ -83,7 +83,8 @@ impl Dispatcher {
             .await
     }
 
-    /// Signed companion links for cited sessions, minted for the session's owner.
+    /// Signed companion links for what a turn cites (a resolved session's timeline, a flow's
+    /// page), minted for the session's owner.
     async fn cite(&self, session: &Session, mut citations: Vec<Citation>) -> Vec<Citation> {
         let Some((signer, ttl)) = &self.links else {
             return citations;
@@ -95,12 +96,22 @@ impl Dispatcher {
         else {
             return citations;
         };
-        for citation in citations
-            .iter_mut()
-            .filter(|c| c.kind == CitationKind::Session)
-        {
-            let Ok(cited) = citation.id.parse::<SessionId>() else {
-                continue;
+        for citation in &mut citations {
+            let scope = match citation.kind {
+                CitationKind::Session => match citation.id.parse::<SessionId>() {
+                    Ok(cited) => LinkScope::Session(cited),
+                    Err(_) => continue,
+                },
+                CitationKind::Flow => {
+                    match self
+                        .store
+                        .get_flow_by_slug(session.account_id, &citation.id)
+                        .await
+                    {
+                        Ok(Some(flow)) => LinkScope::Flow(flow.summary.id),
+                        _ => continue,
+                    }
+                }
             };
             let now = self.clock.now();
             let link = crate::links::ShareLink {
@@ -108,7 +119,7 @@ impl Dispatcher {
                 account_id: session.account_id,
                 user_id: owner.id,
                 role: owner.role,
-                scope: LinkScope::Session(cited),
+                scope,
                 created_at: now,
                 expires_at: now.plus_millis(*ttl),
                 revoked_at: None,
