@@ -15,6 +15,9 @@ const RRF_K: f64 = 60.0;
 const SESSION_POOL: i64 = 1_000;
 /// How many flows full-text search proposes.
 const FLOW_POOL: i64 = 10;
+/// How many resolved sessions an embedding ranking compares per turn, so that the embedding request
+/// stays small however many sessions the account has resolved.
+const EMBED_SESSIONS: usize = 50;
 
 /// What retrieval found: flows best first, and resolved sessions best first.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -134,7 +137,8 @@ pub async fn retrieve(
     if let Some(copilot) = copilot {
         let mut texts = vec![text.to_owned()];
         texts.extend(flows.iter().map(|f| format!("{} {}", f.title, f.summary)));
-        texts.extend(documents.iter().cloned());
+        let candidates = embedding_candidates(&session_ranking, documents.len());
+        texts.extend(candidates.iter().map(|&i| documents[i].clone()));
         if let Some(vectors) = copilot.embed(&texts).await
             && vectors.len() == texts.len()
         {
@@ -146,10 +150,10 @@ pub async fn retrieve(
                 .collect();
             flow_sim.sort_by(|a, b| b.1.total_cmp(&a.1));
             lists.push(flow_sim.into_iter().map(|(id, _)| id).collect());
-            let mut session_sim: Vec<(usize, f64)> = vectors[flows.len() + 1..]
+            let mut session_sim: Vec<(usize, f64)> = candidates
                 .iter()
-                .enumerate()
-                .map(|(i, v)| (i, cosine(query_vector, v)))
+                .zip(&vectors[flows.len() + 1..])
+                .map(|(&i, v)| (i, cosine(query_vector, v)))
                 .collect();
             session_sim.sort_by(|a, b| b.1.total_cmp(&a.1));
             session_lists.push(session_sim.into_iter().take(20).map(|(i, _)| i).collect());
@@ -180,6 +184,25 @@ pub async fn retrieve(
     sessions.sort_by(|a, b| b.score.total_cmp(&a.score));
     sessions.truncate(10);
     Ok(Retrieved { flows, sessions })
+}
+
+/// The resolved sessions (indexes, most recent first) an embedding ranking compares: the best
+/// full-text matches, topped up with the most recent sessions, at most [`EMBED_SESSIONS`].
+fn embedding_candidates(ranking: &[(usize, f64)], total: usize) -> Vec<usize> {
+    let mut picked: Vec<usize> = ranking
+        .iter()
+        .take(EMBED_SESSIONS)
+        .map(|(i, _)| *i)
+        .collect();
+    for i in 0..total {
+        if picked.len() >= EMBED_SESSIONS {
+            break;
+        }
+        if !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    picked
 }
 
 /// Reciprocal rank fusion of several rankings: each item scores Σ 1 / (k + rank).
@@ -265,6 +288,20 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embeddings_compare_the_best_matches_then_the_most_recent_and_no_more() {
+        let ranking: Vec<(usize, f64)> = vec![(700, 3.0), (5, 2.0), (0, 1.0)];
+        let picked = embedding_candidates(&ranking, 1_000);
+        assert_eq!(picked.len(), EMBED_SESSIONS);
+        assert_eq!(&picked[..5], &[700, 5, 0, 1, 2]);
+        let unique: std::collections::HashSet<_> = picked.iter().collect();
+        assert_eq!(unique.len(), picked.len());
+        assert_eq!(embedding_candidates(&[], 3), vec![0, 1, 2]);
+        let many: Vec<(usize, f64)> = (0..80).rev().map(|i| (i, i as f64)).collect();
+        assert_eq!(embedding_candidates(&many, 80)[0], 79);
+        assert_eq!(embedding_candidates(&many, 80).len(), EMBED_SESSIONS);
+    }
 
     #[test]
     fn bm25_prefers_the_document_about_the_problem() {
