@@ -345,7 +345,13 @@ async fn with_no_key_the_offline_copilot_matches_flows_and_writes_the_note() {
     let out = third
         .start_free_form("Zorbix dies at launch again, and the printer on floor 3 shows offline")
         .await;
-    let flow = open_cited(&app, &out, "Printer shows offline or won't print (flow): ").await;
+    // The flow's citation names its step closest to the problem and links to it on the flow page.
+    let line = out
+        .lines()
+        .find(|l| l.contains("Printer shows offline or won't print (flow, step "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("#step-"), "{line}");
+    let flow = open_cited(&app, &out, "Printer shows offline or won't print (flow").await;
     assert!(
         flow.contains("<h1 id=\"flow-title\">Printer shows offline or won")
             && flow.contains("href=\"#step-"),
@@ -355,13 +361,14 @@ async fn with_no_key_the_offline_copilot_matches_flows_and_writes_the_note() {
     assert!(session.contains("Repaired the VC++ runtime"), "{session}");
 }
 
-/// Follows the companion link after `label` in a turn's output (a signed link: 303 and a cookie),
-/// and returns the page it leads to.
+/// Follows the companion link on the line of a turn's output that holds `label` (a signed link:
+/// 303 and a cookie), and returns the page it leads to.
 async fn open_cited(app: &TestApp, out: &str, label: &str) -> String {
     let url = out
-        .split(label)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
+        .lines()
+        .find(|line| line.contains(label))
+        .and_then(|line| line.split_whitespace().last())
+        .filter(|url| url.starts_with("http"))
         .unwrap_or_else(|| panic!("no link after {label:?} in {out}"));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

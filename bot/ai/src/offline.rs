@@ -274,8 +274,17 @@ impl Copilot for Offline {
                 script: None,
                 confidence: 35,
             });
+        // The closest step of the flows that may fit: something to check now.
+        let actions: Vec<String> = flows
+            .iter()
+            .filter_map(|flow| {
+                let step = flow.step.as_ref()?;
+                Some(format!("{} (from \"{}\")", step.text, flow.title))
+            })
+            .take(2)
+            .collect();
         let message = message.trim().to_owned();
-        if message.is_empty() && questions.is_empty() && fix.is_none() {
+        if message.is_empty() && questions.is_empty() && actions.is_empty() && fix.is_none() {
             // Nothing new: the turn is recorded, and the thread is left alone.
             return TurnOutcome {
                 reply: None,
@@ -290,7 +299,7 @@ impl Copilot for Offline {
             reply: Some(TurnReply {
                 message,
                 questions,
-                actions: Vec::new(),
+                actions,
                 facts: Vec::new(),
                 fix,
                 confidence: if sessions.is_empty() { 20 } else { 35 },
@@ -386,6 +395,7 @@ mod tests {
                 title: "Outlook password prompt loop".to_owned(),
                 summary: "Cleared the cached credentials in Credential Manager".to_owned(),
                 url: None,
+                step: None,
             }],
             ..SessionContext::default()
         };
@@ -396,6 +406,30 @@ mod tests {
             ["Cleared the cached credentials in Credential Manager"]
         );
         assert!(reply.message.contains("Outlook password prompt loop"));
+    }
+
+    #[tokio::test]
+    async fn the_closest_step_of_a_fitting_flow_is_the_next_check() {
+        let context = SessionContext {
+            problem: "print jobs stuck in the queue".to_owned(),
+            retrieved: vec![Citation {
+                kind: CitationKind::Flow,
+                id: "printer-offline".to_owned(),
+                title: "Printer shows offline".to_owned(),
+                summary: "Printing".to_owned(),
+                url: None,
+                step: Some(rf_core::ai::CitedStep {
+                    id: "spooler".to_owned(),
+                    text: "Restart the Print Spooler service".to_owned(),
+                }),
+            }],
+            ..SessionContext::default()
+        };
+        let reply = Offline.turn(&context).await.reply.unwrap();
+        assert_eq!(
+            reply.actions,
+            ["Restart the Print Spooler service (from \"Printer shows offline\")"]
+        );
     }
 
     #[tokio::test]

@@ -469,6 +469,7 @@ fn sample_session() -> SessionContext {
             title: "Sample".to_owned(),
             summary: "Sample summary".to_owned(),
             url: Some("https://example.invalid/f/sample".to_owned()),
+            step: None,
         }],
         latest: Some("Sample message".to_owned()),
         turns_so_far: 1,
@@ -492,6 +493,7 @@ fn sample_cluster() -> SessionCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rf_core::ai::CitedStep;
     use rf_core::ids::SessionId;
 
     /// The fixed, realistic session the snapshots show: a printer offline, two facts, an active
@@ -540,6 +542,10 @@ mod tests {
                     title: "Printer shows offline or won't print".to_owned(),
                     summary: "Checks the printer, the network path, the port, the spooler and the driver, in that order.".to_owned(),
                     url: None,
+                    step: Some(CitedStep {
+                        id: "spooler".to_owned(),
+                        text: "Restart the Print Spooler service".to_owned(),
+                    }),
                 },
                 Citation {
                     kind: CitationKind::Session,
@@ -547,6 +553,7 @@ mod tests {
                     title: "3rd floor printer offline after a power cut".to_owned(),
                     summary: "Cleared a corrupt job from the spool folder on PRINT01 and restarted the spooler.".to_owned(),
                     url: Some("https://rf.example.com/s/0190a0a0".to_owned()),
+                    step: None,
                 },
             ],
             latest: Some("Restarted the spooler like you said, queue is empty now but the PCs still show the printer offline".to_owned()),

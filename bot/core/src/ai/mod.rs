@@ -162,6 +162,16 @@ pub struct Citation {
     /// A companion link to it, when the companion is configured.
     #[serde(default)]
     pub url: Option<String>,
+    /// For a flow: its step closest to the problem.
+    #[serde(default)]
+    pub step: Option<CitedStep>,
+}
+
+/// A step of a cited flow: its id (the flow page's anchor is `step-<id>`) and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitedStep {
+    pub id: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,8 +2,8 @@
 //! sessions, optionally an embedding ranking, fused by reciprocal rank. The same words are matched
 //! on both database backends ([`FlowQuery`] decides them), so results do not depend on the store.
 
-use super::{Citation, CitationKind, Copilot};
-use crate::flow::FlowQuery;
+use super::{Citation, CitationKind, CitedStep, Copilot};
+use crate::flow::{Flow, FlowBody, FlowQuery};
 use crate::ids::{AccountId, FlowId, SessionId};
 use crate::ports::{Store, StoreResult};
 use crate::session::{SessionFilter, SessionStatus};
@@ -15,6 +15,8 @@ const RRF_K: f64 = 60.0;
 const SESSION_POOL: i64 = 1_000;
 /// How many flows full-text search proposes.
 const FLOW_POOL: i64 = 10;
+/// How many of the best flows are searched for the step closest to the problem.
+const STEP_FLOWS: usize = 3;
 /// How many resolved sessions an embedding ranking compares per turn, so that the embedding request
 /// stays small however many sessions the account has resolved.
 const EMBED_SESSIONS: usize = 50;
@@ -33,6 +35,8 @@ pub struct RetrievedFlow {
     pub title: String,
     pub summary: String,
     pub score: f64,
+    /// The flow's step closest to the problem, for the best few flows.
+    pub step: Option<CitedStep>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +58,7 @@ impl Retrieved {
             title: f.title.clone(),
             summary: f.summary.clone(),
             url: None,
+            step: f.step.clone(),
         });
         let sessions = self.sessions.iter().take(n).map(|s| Citation {
             kind: CitationKind::Session,
@@ -61,6 +66,7 @@ impl Retrieved {
             title: s.problem.clone(),
             summary: s.resolution.clone(),
             url: None,
+            step: None,
         });
         flows.chain(sessions).collect()
     }
@@ -107,6 +113,7 @@ pub async fn retrieve(
             title: hit.summary.title.clone(),
             summary: hit.summary.category.clone(),
             score: 0.0,
+            step: None,
         })
         .collect();
     // Flows the most similar resolved sessions followed, in order of those sessions.
@@ -126,6 +133,7 @@ pub async fn retrieve(
                 title: record.summary.title.clone(),
                 summary: record.summary.category.clone(),
                 score: 0.0,
+                step: None,
             });
         }
     }
@@ -166,6 +174,11 @@ pub async fn retrieve(
     }
     flows.retain(|f| f.score > 0.0);
     flows.sort_by(|a, b| b.score.total_cmp(&a.score));
+    for flow in flows.iter_mut().take(STEP_FLOWS) {
+        if let Ok(record) = store.get_flow(account, flow.id).await {
+            flow.step = closest_step(&query, &record.flow);
+        }
+    }
 
     let session_scores = rrf(&session_lists);
     let mut sessions: Vec<RetrievedSession> = session_scores
@@ -184,6 +197,55 @@ pub async fn retrieve(
     sessions.sort_by(|a, b| b.score.total_cmp(&a.score));
     sessions.truncate(10);
     Ok(Retrieved { flows, sessions })
+}
+
+/// The step of `flow` whose words best match the query (its title, text, help and expected result:
+/// commands are left out, their paths and switches would drown the words), if any matches at all.
+fn closest_step(query: &FlowQuery, flow: &Flow) -> Option<CitedStep> {
+    let fields = |parts: [Option<&String>; 4]| {
+        parts
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let steps: Vec<(String, String, String)> = match &flow.body {
+        FlowBody::Tree(tree) => tree
+            .nodes
+            .iter()
+            .map(|n| {
+                let text = n.title.clone().unwrap_or_else(|| n.text.clone());
+                let words = fields([
+                    n.title.as_ref(),
+                    Some(&n.text),
+                    n.help.as_ref(),
+                    n.expect.as_ref(),
+                ]);
+                (n.id.clone(), text, words)
+            })
+            .collect(),
+        FlowBody::Checklist(checklist) | FlowBody::Maintenance { checklist, .. } => checklist
+            .items()
+            .map(|item| {
+                let s = item.step;
+                let words = fields([
+                    Some(&item.section.title),
+                    Some(&s.text),
+                    s.help.as_ref(),
+                    s.expect.as_ref(),
+                ]);
+                (s.id.clone(), s.text.clone(), words)
+            })
+            .collect(),
+    };
+    let documents: Vec<String> = steps.iter().map(|(_, _, words)| words.clone()).collect();
+    let (best, _) = *bm25_rank(query, &documents).first()?;
+    let (id, text, _) = &steps[best];
+    Some(CitedStep {
+        id: id.clone(),
+        text: text.clone(),
+    })
 }
 
 /// The resolved sessions (indexes, most recent first) an embedding ranking compares: the best
@@ -301,6 +363,44 @@ mod tests {
         let many: Vec<(usize, f64)> = (0..80).rev().map(|i| (i, i as f64)).collect();
         assert_eq!(embedding_candidates(&many, 80)[0], 79);
         assert_eq!(embedding_candidates(&many, 80).len(), EMBED_SESSIONS);
+    }
+
+    #[test]
+    fn the_closest_step_is_found_in_trees_and_checklists() {
+        let printer = crate::flow::parse_flow_yaml(
+            "printer-offline.yaml",
+            include_str!("../../../../flows/printer-offline.yaml"),
+        )
+        .unwrap();
+        let step = closest_step(
+            &FlowQuery::from_problem("print spooler keeps stopping"),
+            &printer,
+        )
+        .unwrap();
+        assert!(step.id.contains("spooler"), "{step:?}");
+        let patching = crate::flow::parse_flow_yaml(
+            "monthly-patch-compliance.yaml",
+            include_str!("../../../../flows/monthly-patch-compliance.yaml"),
+        )
+        .unwrap();
+        for (problem, expected) in [
+            (
+                "updates failed to install on the file server",
+                "failed-updates",
+            ),
+            (
+                "server stuck waiting for reboot after updates",
+                "pending-reboot",
+            ),
+            ("backups did not run last night", "backups"),
+        ] {
+            let step = closest_step(&FlowQuery::from_problem(problem), &patching).unwrap();
+            assert_eq!(step.id, expected, "{problem}: {step:?}");
+        }
+        assert_eq!(
+            closest_step(&FlowQuery::from_problem("zebra"), &printer),
+            None
+        );
     }
 
     #[test]

@@ -125,7 +125,12 @@ impl Dispatcher {
                 revoked_at: None,
             };
             if self.store.create_link(&link).await.is_ok() {
-                citation.url = Some(signer.url_for(&link));
+                // The fragment survives the link's redirect to the flow page.
+                let anchor = citation
+                    .step
+                    .as_ref()
+                    .map_or_else(String::new, |step| format!("#step-{}", step.id));
+                citation.url = Some(format!("{}{anchor}", signer.url_for(&link)));
             }
         }
         citations
@@ -641,9 +646,13 @@ fn turn_message(
                     CitationKind::Flow => "flow",
                     CitationKind::Session => "resolved session",
                 };
+                let step = c
+                    .step
+                    .as_ref()
+                    .map_or_else(String::new, |step| format!(", step \"{}\"", step.text));
                 match &c.url {
-                    Some(url) => format!("{} ({kind}): {url}", c.title),
-                    None => format!("{} ({kind})", c.title),
+                    Some(url) => format!("{} ({kind}{step}): {url}", c.title),
+                    None => format!("{} ({kind}{step})", c.title),
                 }
             })
             .collect();
