@@ -626,6 +626,85 @@ async fn inbound_deliveries_are_recorded_once() {
 }
 
 #[tokio::test]
+async fn a_lane_runs_one_job_at_a_time_and_live_leases_are_never_taken_over() {
+    use rf_core::jobs::{Job, JobResult, NewJob};
+    let db = TestDb::new().await;
+    let store = db.port();
+    let account = rf_core::ids::AccountId::new();
+    let job = |lane: &str, n: u32| {
+        NewJob::now(
+            account,
+            Job::Inbound {
+                platform: Platform::Slack,
+                lane: lane.to_owned(),
+                event: serde_json::json!({ "n": n }),
+            },
+            T0,
+        )
+    };
+    let numbers = |jobs: &[rf_core::jobs::JobRecord]| -> Vec<u64> {
+        jobs.iter()
+            .map(|j| match &j.job {
+                Job::Inbound { event, .. } => event["n"].as_u64().unwrap(),
+                other => panic!("unexpected job {other:?}"),
+            })
+            .collect()
+    };
+    for (lane, n) in [("channel:A", 1), ("channel:A", 2), ("channel:B", 3)] {
+        store.enqueue(vec![job(lane, n)], T0).await.unwrap();
+    }
+    // One worker takes lane A's first job; another is not given lane A's second while it runs.
+    let first = store.claim_jobs("w1", T0, 1_000, 1).await.unwrap();
+    assert_eq!(numbers(&first), vec![1]);
+    let other = store.claim_jobs("w2", T0, 1_000, 10).await.unwrap();
+    assert_eq!(numbers(&other), vec![3], "lane A is busy; lane B is not");
+    store
+        .finish_job(other[0].id, "w2", &JobResult::Done, T0)
+        .await
+        .unwrap();
+    // The first job outlives its lease, but its worker renews it: nobody takes it over.
+    assert_eq!(
+        store
+            .renew_job_leases("w1", T0.plus_millis(5_000), T0.plus_millis(900))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .claim_jobs("w2", T0.plus_millis(1_500), 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease is live, and its lane waits"
+    );
+    // Done: the lane's next job is free.
+    store
+        .finish_job(first[0].id, "w1", &JobResult::Done, T0.plus_millis(2_000))
+        .await
+        .unwrap();
+    let second = store
+        .claim_jobs("w2", T0.plus_millis(2_000), 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&second), vec![2]);
+    // A worker that dies stops renewing: once its lease runs out, another takes the job over.
+    assert!(
+        store
+            .claim_jobs("w3", T0.plus_millis(2_500), 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken_over = store
+        .claim_jobs("w3", T0.plus_millis(3_001), 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&taken_over), vec![2]);
+    assert_eq!(taken_over[0].attempts, 2);
+}
+
+#[tokio::test]
 async fn installations_attach_disable_and_keep_sealed_secrets() {
     let db = TestDb::new().await;
     let store = db.port();

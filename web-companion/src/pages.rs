@@ -222,20 +222,30 @@ pub(crate) async fn session(
     // Every model call the copilot made in this session: which model, tokens, latency, cost.
     let mut ai_calls = Vec::new();
     for step in &timeline {
-        if let rf_core::session::StepKind::AiTurn { calls, .. } = &step.kind {
-            for call in calls {
-                ai_calls.push((
-                    step.created_at.time_of_day(),
-                    format!("{} ({})", call.model, call.tier.as_str()),
-                    format!(
-                        "{} in ({} cached) / {} out",
-                        call.input_tokens, call.cached_tokens, call.output_tokens
-                    ),
-                    format!("{} ms", call.latency_ms),
-                    format!("${:.4}", call.cost_micros as f64 / 1e6),
-                    call.problem.as_deref().map(clean).unwrap_or_default(),
-                ));
-            }
+        let (purpose, calls) = match &step.kind {
+            rf_core::session::StepKind::AiTurn { calls, .. } => ("turn", calls),
+            rf_core::session::StepKind::AiCalls { purpose, calls } => (
+                match purpose {
+                    rf_core::ai::AiPurpose::ResolutionNote => "resolution note",
+                    rf_core::ai::AiPurpose::Assessment => "escalation assessment",
+                },
+                calls,
+            ),
+            _ => continue,
+        };
+        for call in calls {
+            ai_calls.push((
+                step.created_at.time_of_day(),
+                purpose,
+                format!("{} ({})", call.model, call.tier.as_str()),
+                format!(
+                    "{} in ({} cached) / {} out",
+                    call.input_tokens, call.cached_tokens, call.output_tokens
+                ),
+                format!("{} ms", call.latency_ms),
+                format!("${:.4}", call.cost_micros as f64 / 1e6),
+                call.problem.as_deref().map(clean).unwrap_or_default(),
+            ));
         }
     }
     let fixes: Vec<(String, String, String)> = store

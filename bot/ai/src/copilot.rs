@@ -286,6 +286,13 @@ impl ModelCopilot {
     }
 }
 
+/// Where a session's resolution note is cached: its id and state version.
+fn note_key(context: &SessionContext) -> Option<(SessionId, i64)> {
+    context
+        .session_id
+        .map(|session| (session, context.state_version))
+}
+
 /// The estimated cost of a call in millionths of a dollar. Cache writes are billed at 1.25× the
 /// input price (Anthropic's five-minute cache); reads at the cached price.
 fn cost_micros(price: Price, usage: &crate::llm::Usage) -> u64 {
@@ -448,17 +455,20 @@ impl Copilot for ModelCopilot {
         }
     }
 
+    fn note_at_hand(&self, context: &SessionContext) -> Option<NoteOutcome> {
+        let markdown = self.notes.get(&note_key(context)?)?;
+        Some(NoteOutcome {
+            markdown,
+            calls: Vec::new(),
+            from_cache: true,
+        })
+    }
+
     async fn resolution_note(&self, context: &SessionContext) -> Result<NoteOutcome, AiError> {
-        let key = context
-            .session_id
-            .map(|session| (session, context.state_version));
-        if let Some(markdown) = key.and_then(|key| self.notes.get(&key)) {
-            return Ok(NoteOutcome {
-                markdown,
-                calls: Vec::new(),
-                from_cache: true,
-            });
+        if let Some(note) = self.note_at_hand(context) {
+            return Ok(note);
         }
+        let key = note_key(context);
         let prompt = self
             .prompts
             .render_note(context)

@@ -190,6 +190,14 @@ impl Offline {
         note
     }
 
+    fn offline_note(&self, context: &SessionContext) -> NoteOutcome {
+        NoteOutcome {
+            markdown: Self::note(context),
+            calls: Vec::new(),
+            from_cache: false,
+        }
+    }
+
     fn offline_call() -> ModelCall {
         ModelCall {
             provider: "offline".to_owned(),
@@ -311,11 +319,11 @@ impl Copilot for Offline {
     }
 
     async fn resolution_note(&self, context: &SessionContext) -> Result<NoteOutcome, AiError> {
-        Ok(NoteOutcome {
-            markdown: Self::note(context),
-            calls: Vec::new(),
-            from_cache: false,
-        })
+        Ok(self.offline_note(context))
+    }
+
+    fn note_at_hand(&self, context: &SessionContext) -> Option<NoteOutcome> {
+        Some(self.offline_note(context))
     }
 
     async fn assess(

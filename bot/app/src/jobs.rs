@@ -5,12 +5,18 @@ use rf_core::Store;
 use rf_core::dispatch::Dispatcher;
 use rf_core::jobs::{JobRecord, JobResult};
 use rf_core::time::Clock;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 /// How many jobs one claim takes.
-const BATCH: i64 = 16;
+const BATCH: usize = 16;
+/// How many jobs one worker runs at once, at most.
+const CONCURRENCY: usize = 32;
+/// How long a stopping worker waits for the jobs it is running.
+const DRAIN_LIMIT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -69,45 +75,62 @@ impl Worker {
         self.wake.clone()
     }
 
-    /// Runs every job that is due now, then returns how many ran.
+    /// Runs every job that is due now, then returns how many ran (the console runs this between
+    /// lines, so scripted sessions are deterministic).
     pub async fn run_due(&self) -> usize {
         let mut ran = 0;
         // Bounded: jobs that schedule more due jobs cannot keep this loop going forever.
         for _ in 0..32 {
-            let now = self.clock.now();
-            let jobs = match self
-                .store
-                .claim_jobs(&self.id, now, self.lease_millis, BATCH)
-                .await
-            {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not take jobs; retrying shortly");
-                    break;
-                }
-            };
+            let jobs = self.claim(BATCH).await;
             if jobs.is_empty() {
                 break;
             }
             ran += jobs.len();
-            // One lane's jobs in order; lanes side by side, so one slow platform call does not
-            // hold up every other channel.
-            let mut lanes: Vec<(String, Vec<JobRecord>)> = Vec::new();
-            for job in jobs {
-                let lane = job.job.lane();
-                match lanes.iter_mut().find(|(l, _)| *l == lane) {
-                    Some((_, queue)) => queue.push(job),
-                    None => lanes.push((lane, vec![job])),
-                }
-            }
-            futures::future::join_all(lanes.into_iter().map(|(_, queue)| async move {
-                for job in queue {
-                    self.run_one(job).await;
-                }
-            }))
+            futures::future::join_all(
+                by_lane(jobs)
+                    .into_iter()
+                    .map(|queue| self.clone().run_lane(queue)),
+            )
             .await;
         }
         ran
+    }
+
+    /// Takes up to `limit` due jobs (none when the database fails; the caller tries again later).
+    async fn claim(&self, limit: usize) -> Vec<JobRecord> {
+        let limit = i64::try_from(limit.min(BATCH)).unwrap_or(1);
+        match self
+            .store
+            .claim_jobs(&self.id, self.clock.now(), self.lease_millis, limit)
+            .await
+        {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take jobs; retrying shortly");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Runs one lane's jobs in order; returns how many ran.
+    async fn run_lane(self, queue: Vec<JobRecord>) -> usize {
+        let count = queue.len();
+        for job in queue {
+            self.run_one(job).await;
+        }
+        count
+    }
+
+    /// Keeps the leases of the jobs this worker is running alive.
+    async fn renew_leases(&self) {
+        let now = self.clock.now();
+        if let Err(e) = self
+            .store
+            .renew_job_leases(&self.id, now.plus_millis(self.lease_millis), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not renew the leases of running jobs");
+        }
     }
 
     async fn run_one(&self, job: JobRecord) {
@@ -169,20 +192,99 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown` resolves: due jobs at once, then waits for new work or the poll interval.
+    /// Runs until `shutdown` resolves. Jobs are taken as they come due, up to [`CONCURRENCY`] at
+    /// a time, each lane's in order and lanes side by side; a slow job (a model that takes a
+    /// minute, a PSA outage) holds up its own lane and nothing else, and its lease is renewed
+    /// while it runs so that no other worker takes it over. On shutdown, what is running is
+    /// given [`DRAIN_LIMIT`] to finish; anything still running then is left to its lease, and
+    /// another worker retries it once that runs out.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut running: JoinSet<usize> = JoinSet::new();
+        let mut sizes: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut in_flight = 0usize;
+        let mut renew = tokio::time::interval(self.renew_every());
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.purge().await;
-            self.run_due().await;
+            while in_flight < CONCURRENCY {
+                let jobs = self.claim(CONCURRENCY - in_flight).await;
+                if jobs.is_empty() {
+                    break;
+                }
+                in_flight += jobs.len();
+                for queue in by_lane(jobs) {
+                    let size = queue.len();
+                    let task = running.spawn(self.clone().run_lane(queue));
+                    sizes.insert(task.id(), size);
+                }
+            }
             tokio::select! {
                 () = &mut shutdown => break,
+                Some(done) = running.join_next_with_id() => {
+                    in_flight -= finished(&mut sizes, done);
+                }
                 () = self.wake.notified() => {},
                 () = tokio::time::sleep(self.poll) => {},
+                _ = renew.tick(), if !running.is_empty() => self.renew_leases().await,
+            }
+        }
+        let drain = tokio::time::sleep(DRAIN_LIMIT);
+        tokio::pin!(drain);
+        while !running.is_empty() {
+            tokio::select! {
+                Some(done) = running.join_next_with_id() => {
+                    finished(&mut sizes, done);
+                }
+                _ = renew.tick() => self.renew_leases().await,
+                () = &mut drain => {
+                    tracing::warn!(
+                        jobs = sizes.values().sum::<usize>(),
+                        "jobs still running at shutdown; another worker retries them when their lease runs out"
+                    );
+                    running.abort_all();
+                    break;
+                }
             }
         }
         tracing::info!(worker = %self.id, "job worker stopped");
     }
+
+    /// How often running jobs' leases are renewed: three times a lease.
+    fn renew_every(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.lease_millis / 3).unwrap_or(0).max(100))
+    }
+}
+
+/// Jobs grouped by lane, each group in the order taken (due first, then oldest first).
+fn by_lane(jobs: Vec<JobRecord>) -> Vec<Vec<JobRecord>> {
+    let mut lanes: Vec<(String, Vec<JobRecord>)> = Vec::new();
+    for job in jobs {
+        let lane = job.job.lane();
+        match lanes.iter_mut().find(|(l, _)| *l == lane) {
+            Some((_, queue)) => queue.push(job),
+            None => lanes.push((lane, vec![job])),
+        }
+    }
+    lanes.into_iter().map(|(_, queue)| queue).collect()
+}
+
+/// How many jobs a finished lane task held (a task that panicked is logged; its jobs' leases run
+/// out and they are retried).
+fn finished(
+    sizes: &mut HashMap<tokio::task::Id, usize>,
+    done: Result<(tokio::task::Id, usize), tokio::task::JoinError>,
+) -> usize {
+    let id = match &done {
+        Ok((id, _)) => *id,
+        Err(error) => {
+            if error.is_panic() {
+                tracing::error!("a job panicked; it is retried when its lease runs out");
+            }
+            error.id()
+        }
+    };
+    sizes.remove(&id).unwrap_or(0)
 }
 
 fn hostname() -> String {

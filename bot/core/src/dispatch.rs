@@ -167,6 +167,7 @@ impl Dispatcher {
             Job::PsaTicket { session, ticket } => self.psa_ticket(job, *session, ticket).await,
             Job::PsaNote { note, .. } => self.psa_note(job, *note).await,
             Job::AiTurn { session } => self.ai_turn(job, *session).await,
+            Job::NotePreview { session } => self.note_preview(job, *session).await,
             Job::AiAssess { handoff } => self.ai_assess(job, *handoff).await,
             Job::FlowBuild {
                 description,

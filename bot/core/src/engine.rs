@@ -36,7 +36,7 @@ use std::sync::Arc;
 mod ai;
 mod push;
 
-pub(crate) use ai::{AiMode, fix_choices};
+pub(crate) use ai::{AiMode, fix_choices, note_message};
 
 /// How many times an event is re-decided when another writer got there first.
 const MAX_ATTEMPTS: usize = 5;

@@ -187,6 +187,15 @@ pub fn describe_step(step: &TimelineStep) -> StepLine {
                 (None, None) => format!("Copilot ({model}) had nothing to add"),
             }
         }
+        StepKind::AiCalls { purpose, calls } => {
+            prompt = true;
+            let models: Vec<&str> = calls.iter().map(|c| c.model.as_str()).collect();
+            format!(
+                "Copilot ({}) wrote the {}",
+                models.join(", "),
+                purpose.as_str().replace('_', " ")
+            )
+        }
         StepKind::FixDecided { title, decision } => {
             emphasis = Some(decision.as_str().replace('_', " "));
             format!("{who} decided on the suggested fix \"{title}\":")

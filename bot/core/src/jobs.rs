@@ -50,6 +50,8 @@ pub enum Job {
     },
     /// Have the copilot answer what was said in the session since its last turn.
     AiTurn { session: SessionId },
+    /// Ask the model for the session's resolution note and show it in the thread.
+    NotePreview { session: SessionId },
     /// Replace an escalation's offline assessment with the model's.
     AiAssess { handoff: HandoffId },
     /// Draft a flow from a description and record it as a proposal; tell `user` at `place`.
@@ -94,6 +96,7 @@ impl Job {
             Job::PsaTicket { .. } => "psa_ticket",
             Job::PsaNote { .. } => "psa_note",
             Job::AiTurn { .. } => "ai_turn",
+            Job::NotePreview { .. } => "note_preview",
             Job::AiAssess { .. } => "ai_assess",
             Job::FlowBuild { .. } => "flow_build",
             Job::Flywheel => "flywheel",
@@ -117,7 +120,8 @@ impl Job {
             Job::PsaTicket { session, .. } | Job::PsaNote { session, .. } => {
                 format!("psa:{session}")
             }
-            Job::AiTurn { session } => format!("ai:{session}"),
+            // A session's copilot work runs in its own lane: a slow model holds up nobody else.
+            Job::AiTurn { session } | Job::NotePreview { session } => format!("ai:{session}"),
             Job::AiAssess { handoff } => format!("handoff:{handoff}"),
             Job::FlowBuild { user, .. } => format!("flow-build:{user}"),
             Job::Flywheel => "flywheel".to_owned(),

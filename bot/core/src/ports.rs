@@ -310,8 +310,9 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn enqueue(&self, jobs: Vec<NewJob>, now: Timestamp) -> StoreResult<()>;
 
     /// Takes up to `limit` due jobs for `worker` for `lease_millis` (a job whose worker died is due
-    /// again once its lease runs out). On PostgreSQL, `FOR UPDATE SKIP LOCKED`: replicas never take
-    /// the same job.
+    /// again once its lease runs out), due first, then oldest first. A lane with a job running
+    /// under a live lease is passed over, so one lane's jobs never run side by side. On
+    /// PostgreSQL, `FOR UPDATE SKIP LOCKED`: replicas never take the same job.
     async fn claim_jobs(
         &self,
         worker: &str,
@@ -319,6 +320,16 @@ pub trait Store: Send + Sync + Debug + 'static {
         lease_millis: i64,
         limit: i64,
     ) -> StoreResult<Vec<JobRecord>>;
+
+    /// Extends the lease of every job `worker` is running to `until`, so that a job that takes
+    /// longer than one lease (a slow model, a PSA outage) is not taken over while it runs.
+    /// Returns how many leases were renewed.
+    async fn renew_job_leases(
+        &self,
+        worker: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 
     /// Records how a claimed job ended (retry later, done, or failed for good).
     async fn finish_job(

@@ -206,6 +206,12 @@ pub enum StepKind {
         title: String,
         decision: crate::ai::FixDecision,
     },
+    /// Model calls made for the session outside a turn (a resolution note, an escalation's
+    /// assessment): what they cost, on the record.
+    AiCalls {
+        purpose: crate::ai::AiPurpose,
+        calls: Vec<crate::ai::ModelCall>,
+    },
 }
 
 impl StepKind {
@@ -235,6 +241,7 @@ impl StepKind {
             StepKind::Released { .. } => "released",
             StepKind::AiTurn { .. } => "ai_turn",
             StepKind::FixDecided { .. } => "fix_decided",
+            StepKind::AiCalls { .. } => "ai_calls",
         }
     }
 
@@ -249,6 +256,7 @@ impl StepKind {
         "flows_offered",
         "solution_reached",
         "ai_turn",
+        "ai_calls",
     ];
 
     /// Whether a person did something (as opposed to the bot showing something).
@@ -259,6 +267,7 @@ impl StepKind {
                 | StepKind::FlowsOffered { .. }
                 | StepKind::SolutionReached { .. }
                 | StepKind::AiTurn { .. }
+                | StepKind::AiCalls { .. }
         )
     }
 

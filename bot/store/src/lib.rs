@@ -1530,20 +1530,31 @@ impl Store for SqlStore {
         lease_millis: i64,
         limit: i64,
     ) -> StoreResult<Vec<JobRecord>> {
-        // PostgreSQL: rows another replica is taking are skipped, never waited on or taken twice.
+        // A lane with a job running under a live lease is passed over: its next job waits, so
+        // one lane's jobs never run side by side, in this worker or any other.
+        // PostgreSQL: rows another replica is taking are skipped, never waited on or taken twice,
+        // and so are lanes another replica is claiming right now (a transaction-scoped advisory
+        // lock per lane, taken as rows qualify; the same transaction may take it again).
         // SQLite: `BEGIN IMMEDIATE` makes the whole claim one writer at a time.
-        let lock = match self.pool {
-            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Pool::Sqlite(_) => "",
+        let (lane_lock, lock) = match self.pool {
+            Pool::Postgres(_) => (
+                format!(
+                    " AND (j.lane = '' OR pg_try_advisory_xact_lock({JOB_LANE_LOCKS}, hashtext(j.lane)))"
+                ),
+                " FOR UPDATE SKIP LOCKED",
+            ),
+            Pool::Sqlite(_) => (String::new(), ""),
         };
         let rows: Vec<JobRow> = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await.map_err(db_err)?;
             let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
                 "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, \
                      updated_at = $3 \
-                 WHERE id IN (SELECT id FROM jobs \
-                     WHERE (status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until <= $3) \
-                     ORDER BY run_at, id LIMIT $4{lock}) \
+                 WHERE id IN (SELECT j.id FROM jobs j \
+                     WHERE ((j.status = 'queued' AND j.run_at <= $3) OR (j.status = 'running' AND j.locked_until <= $3)) \
+                       AND (j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs r \
+                           WHERE r.lane = j.lane AND r.status = 'running' AND r.locked_until > $3)){lane_lock} \
+                     ORDER BY j.run_at, j.id LIMIT $4{lock}) \
                  RETURNING id, account_id, payload, attempts, max_attempts, run_at"
             )))
             .bind(worker)
@@ -1560,6 +1571,27 @@ impl Store for SqlStore {
         let mut rows = rows;
         rows.sort_by_key(|row| (row.run_at, row.id));
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn renew_job_leases(
+        &self,
+        worker: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE jobs SET locked_until = $1, updated_at = $2 \
+                 WHERE locked_by = $3 AND status = 'running'",
+            )
+            .bind(until.as_millis())
+            .bind(now.as_millis())
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(db_err)
+        })
     }
 
     async fn finish_job(
@@ -2304,8 +2336,8 @@ macro_rules! insert_jobs {
         for job in jobs {
             sqlx::query(
                 "INSERT INTO jobs (id, account_id, kind, payload, coalesce_key, status, run_at, attempts, max_attempts, \
-                     created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8) \
+                     created_at, updated_at, lane) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8, $9) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(Uuid::now_v7())
@@ -2316,6 +2348,7 @@ macro_rules! insert_jobs {
             .bind(job.run_at.as_millis())
             .bind(MAX_JOB_ATTEMPTS)
             .bind($now.as_millis())
+            .bind(job.job.lane())
             .execute(&mut *$tx)
             .await
             .map_err(db_err)?;
@@ -2323,6 +2356,10 @@ macro_rules! insert_jobs {
     }};
 }
 use insert_jobs;
+
+/// The first key of the PostgreSQL advisory locks a claim takes on job lanes (the second is the
+/// lane's hash): see `claim_jobs`.
+const JOB_LANE_LOCKS: i32 = 0x7266_6a6c; // "rfjl"
 
 /// The PostgreSQL advisory lock that orders event writers: see [`insert_events`].
 const EVENT_ORDER_LOCK: i64 = 0x7266_6576_656e_7473; // "rfevents"

@@ -105,6 +105,16 @@ pub struct TurnReply {
     pub confidence: u8,
 }
 
+word_enum!(
+    /// What a model call outside a turn was for.
+    AiPurpose, "AI purpose" {
+        /// The four-section resolution note.
+        ResolutionNote => "resolution_note",
+        /// An escalation's likely cause, next steps and confidence.
+        Assessment => "assessment",
+    }
+);
+
 /// Which model served a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -292,6 +302,11 @@ pub trait Copilot: Send + Sync + std::fmt::Debug {
 
     /// The four-section resolution note, cached per (session, state_version).
     async fn resolution_note(&self, context: &SessionContext) -> Result<NoteOutcome, AiError>;
+
+    /// The resolution note when it costs no model call: the one cached for this
+    /// (session, state_version), or one written offline. `None` when a model must be asked,
+    /// which is work for a job, never for the path that answers a person.
+    fn note_at_hand(&self, context: &SessionContext) -> Option<NoteOutcome>;
 
     /// Likely cause, next steps and confidence for an escalation.
     async fn assess(

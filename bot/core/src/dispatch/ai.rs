@@ -6,11 +6,11 @@
 use super::{Dispatcher, retry};
 use crate::ai::retrieve::retrieve;
 use crate::ai::{
-    AiError, Citation, CitationKind, Copilot, FixChange, ResolvedSummary, SessionCluster, Tier,
-    TurnOutcome, TurnReply, context::session_context,
+    AiError, AiPurpose, Citation, CitationKind, Copilot, FixChange, ResolvedSummary,
+    SessionCluster, Tier, TurnOutcome, TurnReply, context::session_context,
 };
 use crate::effect::{Block, Effect, Message, Place};
-use crate::engine::fix_choices;
+use crate::engine::{fix_choices, note_message};
 use crate::flow::proposal::{NewFlowProposal, ProposalOrigin};
 use crate::flow::{FlowQuery, parse_flow_yaml};
 use crate::ids::{AccountId, HandoffId, SessionId, UserId};
@@ -274,7 +274,7 @@ impl Dispatcher {
                 Err(e) => return retry(e),
             };
         match copilot.assess(&context).await {
-            Ok((assessment, _calls)) => {
+            Ok((assessment, calls)) => {
                 let assessment = crate::handoff::Assessment {
                     likely_cause: self.redactor.redact(&assessment.likely_cause).into_owned(),
                     next_steps: assessment
@@ -289,14 +289,26 @@ impl Dispatcher {
                     handoff.id,
                     self.clock.now(),
                 )];
-                match self
+                if let Err(e) = self
                     .store
                     .set_assessment(account, handoff.id, &assessment, &jobs, self.clock.now())
                     .await
                 {
-                    Ok(()) => JobResult::Done,
-                    Err(e) => retry(e),
+                    return retry(e);
                 }
+                // The assessment is in; what it cost is recorded as well as the store allows
+                // (asking the model again to record its cost would cost twice).
+                let step = NewStep::bot(StepKind::AiCalls {
+                    purpose: AiPurpose::Assessment,
+                    calls,
+                });
+                if let Err(error) = self
+                    .commit_step(account, session.id, step, Vec::new())
+                    .await
+                {
+                    tracing::warn!(%error, handoff.id = %handoff.id, "the assessment's model calls could not be recorded");
+                }
+                JobResult::Done
             }
             Err(AiError::Busy(e) | AiError::Unavailable(e)) if job.attempts < 3 => {
                 JobResult::Retry {
@@ -310,6 +322,94 @@ impl Dispatcher {
                 JobResult::Done
             }
         }
+    }
+
+    /// A resolution-note preview that needs the model: asks it (or takes the cached note, when
+    /// another preview wrote it meanwhile), records the calls and shows the note in the thread,
+    /// in one commit.
+    pub(super) async fn note_preview(&self, job: &JobRecord, session: SessionId) -> JobResult {
+        let account = job.account_id;
+        let Some(copilot) = self.copilot.clone() else {
+            return JobResult::Done;
+        };
+        let session = match self.store.get_session(account, session).await {
+            Ok(session) => session,
+            Err(StoreError::NotFound { .. }) => return JobResult::Done,
+            Err(e) => return retry(e),
+        };
+        let (context, _) =
+            match session_context(self.store.as_ref(), &self.redactor, &session).await {
+                Ok(context) => context,
+                Err(e) => return retry(e),
+            };
+        let (calls, message) = match copilot.resolution_note(&context).await {
+            Ok(note) => (note.calls.clone(), note_message(&self.redactor, &note)),
+            Err(error) => (
+                Vec::new(),
+                Message::text(format!(
+                    "I couldn't write the resolution note: {error}. Nothing is lost; `export md` still gives the full timeline."
+                )),
+            ),
+        };
+        let reply = NewJob::now(
+            account,
+            Job::Perform {
+                effect: Effect::Reply {
+                    thread: session.thread.clone(),
+                    message,
+                },
+            },
+            self.clock.now(),
+        );
+        let result = if calls.is_empty() {
+            self.store.enqueue(vec![reply], self.clock.now()).await
+        } else {
+            let step = NewStep::bot(StepKind::AiCalls {
+                purpose: AiPurpose::ResolutionNote,
+                calls,
+            });
+            self.commit_step(account, session.id, step, vec![reply])
+                .await
+        };
+        match result {
+            Ok(()) => JobResult::Done,
+            Err(e) => retry(e),
+        }
+    }
+
+    /// Commits `step` and `jobs` to the session, reading it again when another writer got there
+    /// first.
+    async fn commit_step(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        step: NewStep,
+        jobs: Vec<NewJob>,
+    ) -> Result<(), StoreError> {
+        let change = SessionChange {
+            jobs,
+            ..SessionChange::default()
+        }
+        .step(step);
+        for _ in 0..COMMIT_ATTEMPTS {
+            let current = self.store.get_session(account, session).await?;
+            match self
+                .store
+                .commit_session(
+                    account,
+                    session,
+                    current.lock_version,
+                    change.clone(),
+                    self.clock.now(),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict { what: "session" })
     }
 
     pub(super) async fn flow_build(

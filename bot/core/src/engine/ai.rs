@@ -1,10 +1,12 @@
 //! The engine's side of the copilot: when a turn is queued, deciding on a suggested fix, the
-//! resolution-note preview, and `/rf flow build`. Model calls never happen while a person waits
-//! on an acknowledgement: turns, assessments and flow drafts are jobs; the preview is answered
+//! resolution-note preview, and `/rf flow build`. The engine never calls a model: turns,
+//! assessments, flow drafts and notes that need writing are jobs; a preview is answered at once
 //! from the (session, state_version) cache when nothing changed.
 
 use super::{Decision, Engine, EngineResult, Turn, viewer_refusal};
-use crate::ai::{Copilot, FixChange, FixDecision, SuggestedFix, context::session_context};
+use crate::ai::{
+    Copilot, FixChange, FixDecision, NoteOutcome, SuggestedFix, context::session_context,
+};
 use crate::domain::{Actor, ChannelRef};
 use crate::effect::{Action, Block, Choice, Message, Place};
 use crate::jobs::{Job, NewJob};
@@ -50,8 +52,9 @@ impl Engine {
         }
     }
 
-    /// `preview` / "Preview resolution note": the four-section note, from the cache when the
-    /// session's state has not changed since the last preview.
+    /// `preview` / "Preview resolution note": the four-section note at once when it costs no
+    /// model call (unchanged since the last preview, or offline); otherwise a job asks the model
+    /// and shows the note in the thread, so a slow model holds up no other event.
     pub(super) async fn note_preview(&self, turn: &Turn<'_>) -> EngineResult<Message> {
         let Some(copilot) = &self.copilot else {
             return Ok(Message::text(
@@ -60,28 +63,21 @@ impl Engine {
         };
         let (context, _) =
             session_context(self.store.as_ref(), &self.redactor, turn.session).await?;
-        Ok(match copilot.resolution_note(&context).await {
-            Ok(note) => {
-                let source = match note.calls.last() {
-                    _ if note.from_cache => {
-                        "unchanged since the last preview, so no AI call was made".to_owned()
-                    }
-                    Some(call) => format!("written by {} in {} ms", call.model, call.latency_ms),
-                    None => "written offline from the session's facts and steps".to_owned(),
-                };
-                Message::new()
-                    .heading("Resolution note (preview)")
-                    .with(Block::Code {
-                        text: self.redactor.redact(&note.markdown).into_owned(),
-                    })
-                    .context(format!(
-                        "{source}. AI may be wrong: check it before it goes in the ticket."
-                    ))
-            }
-            Err(error) => Message::text(format!(
-                "I couldn't write the resolution note: {error}. Nothing is lost; `export md` still gives the full timeline."
-            )),
-        })
+        if let Some(note) = copilot.note_at_hand(&context) {
+            return Ok(note_message(&self.redactor, &note));
+        }
+        let session = turn.session.id;
+        let job = NewJob::now(
+            turn.session.account_id,
+            Job::NotePreview { session },
+            self.now(),
+        )
+        .coalesced(format!("note-preview:{session}"));
+        self.store.enqueue(vec![job], self.now()).await?;
+        self.wake_workers();
+        Ok(Message::text(
+            "Writing the resolution note; it will appear here in a moment.",
+        ))
     }
 
     /// `/rf flow build <description>`: queues the draft and says so.
@@ -233,6 +229,25 @@ impl Turn<'_> {
             effects: vec![self.reply(Message::text(text))],
         }
     }
+}
+
+/// The resolution-note preview as shown in the thread, with where it came from.
+pub(crate) fn note_message(redactor: &crate::redact::Redactor, note: &NoteOutcome) -> Message {
+    let source = match note.calls.last() {
+        _ if note.from_cache => {
+            "unchanged since the last preview, so no AI call was made".to_owned()
+        }
+        Some(call) => format!("written by {} in {} ms", call.model, call.latency_ms),
+        None => "written offline from the session's facts and steps".to_owned(),
+    };
+    Message::new()
+        .heading("Resolution note (preview)")
+        .with(Block::Code {
+            text: redactor.redact(&note.markdown).into_owned(),
+        })
+        .context(format!(
+            "{source}. AI may be wrong: check it before it goes in the ticket."
+        ))
 }
 
 /// Why a decision on a fix that is no longer active is refused.
