@@ -4,7 +4,7 @@
 
 use rf_console::Console;
 use rf_core::Store as _;
-use rf_core::ai::{FixDecision, Tier};
+use rf_core::ai::{AiPurpose, FixDecision, Tier};
 use rf_core::domain::Role;
 use rf_core::session::{FactSource, Session, StepKind};
 use rf_core::time::{Clock, ManualClock, Timestamp};
@@ -282,8 +282,20 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
     ));
     let before = fake.requests().len();
     let out = tech.say("preview").await;
+    assert!(out.contains("Writing the resolution note"), "{out}");
     assert!(out.contains("## Root cause"), "{out}");
     assert_eq!(fake.requests().len(), before + 1);
+    assert_eq!(
+        other_calls(&app, &s).await,
+        vec![(AiPurpose::ResolutionNote, vec![DEEP.to_owned()])],
+        "the note's call is on the record"
+    );
+    let link = tech.say("link").await;
+    let page = open_cited(&app, &link, "This session's timeline").await;
+    assert!(
+        page.contains("<td>resolution note</td>") && page.contains("<td>turn</td>"),
+        "the session page lists every call with what it was for: {page}"
+    );
     let out = tech.say("preview").await;
     assert!(out.contains("no AI call was made"), "{out}");
     assert_eq!(
@@ -711,4 +723,26 @@ async fn a_model_assesses_escalations_after_the_card_went_out() {
     );
     assert_eq!(handoff.assessment.next_steps.len(), 2);
     assert_eq!(handoff.assessment.source, DEEP);
+    // What the assessment cost is on the session's record.
+    assert_eq!(
+        other_calls(&app, &s).await,
+        vec![(AiPurpose::Assessment, vec![DEEP.to_owned()])]
+    );
+}
+
+/// The model calls made for a session outside its turns: (what for, models called).
+async fn other_calls(app: &TestApp, session: &Session) -> Vec<(AiPurpose, Vec<String>)> {
+    app.app
+        .store
+        .timeline(app.app.account.id, session.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|step| match step.kind {
+            StepKind::AiCalls { purpose, calls } => {
+                Some((purpose, calls.iter().map(|c| c.model.clone()).collect()))
+            }
+            _ => None,
+        })
+        .collect()
 }

@@ -22,6 +22,11 @@ struct Slack {
 }
 
 async fn start() -> Slack {
+    start_with(&[]).await
+}
+
+/// The binary against the fake Slack, with `extra` settings.
+async fn start_with(extra: &[(&str, &str)]) -> Slack {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeSlack::start(TEAM).await;
@@ -29,19 +34,16 @@ async fn start() -> Slack {
     fake.add_user("UJANE", "Jane", false);
     fake.add_user("USAM", "Sam", false);
     fake.add_user("UALEX", "Alex", false);
-    let server = serve(
-        &db,
-        dir.path(),
-        &[
-            ("RF_SLACK_SIGNING_SECRET", SECRET),
-            ("RF_SLACK_BOT_TOKEN", "xoxb-test-token"),
-            ("RF_SLACK_API_URL", &fake.api_url),
-            ("RF_SLACK__RATE_CONTROL", "false"),
-            ("RF_SLACK__TIMEOUT_SECONDS", "2"),
-            ("RF_SLACK__RESPONSE_URL_PREFIX", &fake.hooks_prefix),
-        ],
-    )
-    .await;
+    let mut env = vec![
+        ("RF_SLACK_SIGNING_SECRET", SECRET),
+        ("RF_SLACK_BOT_TOKEN", "xoxb-test-token"),
+        ("RF_SLACK_API_URL", &fake.api_url),
+        ("RF_SLACK__RATE_CONTROL", "false"),
+        ("RF_SLACK__TIMEOUT_SECONDS", "2"),
+        ("RF_SLACK__RESPONSE_URL_PREFIX", &fake.hooks_prefix),
+    ];
+    env.extend_from_slice(extra);
+    let server = serve(&db, dir.path(), &env).await;
     let send = SlackSender::new(&server.url, SECRET);
     Slack {
         fake,
@@ -1189,4 +1191,248 @@ async fn socket_mode_receives_the_same_requests_and_acknowledges_them() {
         .filter(|c| c.body["thread_ts"] == "1700000300.000100")
         .count();
     assert_eq!(replies, 1);
+}
+
+/// Waits until the fake model has been asked `count` times (it records a call as it arrives).
+async fn asked_at_least(ai: &rf_tests::llm::FakeAnthropic, count: usize) {
+    let started = Instant::now();
+    while ai.requests().len() < count {
+        assert!(started.elapsed() < WAIT, "the model was not asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts a session with `/rf {problem}` and returns its thread's first message.
+async fn open_session(slack: &Slack, problem: &str, trigger: &str) -> Call {
+    let r = slack
+        .send
+        .command(&command_fields(
+            &slack.fake.hooks,
+            "UJANE",
+            HELPDESK,
+            problem,
+            trigger,
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let root = slack
+        .fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"].is_null() && c.text().contains(problem),
+            WAIT,
+        )
+        .await
+        .remove(0);
+    let thread = ts_of(&root);
+    slack
+        .fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread.as_str(),
+            WAIT,
+        )
+        .await
+        .remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_else() {
+    use rf_tests::llm::{FakeAnthropic, Reply};
+    const KEY: &str = "sk-ant-test-key";
+    let ai = FakeAnthropic::start(KEY).await;
+    let ai_url = ai.url();
+    let slack = start_with(&[
+        ("RF_AI__PROVIDER", "anthropic"),
+        ("RF_AI__API_KEY", KEY),
+        ("RF_AI__BASE_URL", &ai_url),
+        ("RF_AI__FAST_MODEL", "claude-haiku-4-5"),
+        ("RF_AI__DEEP_MODEL", "claude-sonnet-4-5"),
+    ])
+    .await;
+    let (fake, send) = (&slack.fake, &slack.send);
+    let stall = Duration::from_secs(4);
+
+    // Session A: the model takes its time over the first thing Jane types.
+    let a = open_session(&slack, "printer on floor 2 prints blank pages", "t-1").await;
+    let thread_a = a.body["thread_ts"].as_str().unwrap().to_owned();
+    ai.push(Reply::slow(
+        stall,
+        Reply::Text(
+            json!({
+                "message": "Blank pages with toner left usually mean the transfer roller or a sealed cartridge.",
+                "questions": ["Was the cartridge replaced recently?"],
+                "actions": ["Print the printer's own configuration page"],
+                "facts": ["The printer prints blank pages"],
+                "suggested_fix": {
+                    "title": "Remove the cartridge's sealing tape",
+                    "rationale": "A new cartridge with its tape on prints blank pages.",
+                    "steps": ["Open the front door", "Pull the orange tape out of the cartridge"],
+                    "script": null, "confidence": 70
+                },
+                "confidence": 65
+            })
+            .to_string(),
+        ),
+    ));
+    let started = Instant::now();
+    let r = send
+        .event(&typed(
+            "EvA1",
+            "UJANE",
+            &thread_a,
+            "1700000200.000100",
+            "toner is full, config page prints fine. the admin password: Pr1nt3rAdm!n is unchanged",
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the ack never waits on the model"
+    );
+
+    // While the model thinks about A, session B in the same channel goes ahead.
+    asked_at_least(&ai, 1).await;
+    let b = open_session(&slack, "vpn will not connect from home", "t-2").await;
+    let thread_b = b.body["thread_ts"].as_str().unwrap().to_owned();
+    let reply_a = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread_a.as_str() && c.text().contains("Copilot"),
+            WAIT,
+        )
+        .await
+        .remove(0);
+    assert!(
+        b.at < reply_a.at,
+        "session B was answered before the slow model answered A"
+    );
+    assert!(reply_a.at.duration_since(started) >= stall);
+
+    // The copilot's answer in Block Kit: questions, the fix with its decision buttons, the
+    // "AI may be wrong" line; the secret never reached the model.
+    let text = reply_a.text();
+    for expected in [
+        "Was the cartridge replaced recently?",
+        "Remove the cartridge's sealing tape",
+        "AI may be wrong",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    for body in ai.bodies() {
+        assert!(
+            !body.contains("Pr1nt3rAdm!n"),
+            "a secret reached the model: {body}"
+        );
+    }
+    let apply = reply_a
+        .buttons()
+        .into_iter()
+        .find(|(label, value)| label.contains("Apply (one-off)") && value.contains("\"a\":\"fix\""))
+        .map(|(_, value)| value)
+        .expect("the fix has an Apply button");
+    let ts = ts_of(&reply_a);
+    assert_eq!(
+        send.interaction(&click("UJANE", &reply_a, &ts, &apply, "t-3"))
+            .await
+            .status(),
+        200
+    );
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| c.body["thread_ts"] == thread_a.as_str() && c.text().contains("is applying the fix"),
+        WAIT,
+    )
+    .await;
+
+    // The resolution note needs the model: the thread hears it is being written, and session B
+    // is not held up meanwhile.
+    ai.push(Reply::slow(
+        stall,
+        Reply::Text(
+            "## Problem\nBlank pages.\n\n## What we confirmed\n- The printer prints blank pages\n\n## Root cause\nSealing tape left on a new cartridge.\n\n## Resolution\nRemoved the tape.".to_owned(),
+        ),
+    ));
+    let asked = ai.requests().len();
+    send.event(&typed(
+        "EvA2",
+        "UJANE",
+        &thread_a,
+        "1700000200.000200",
+        "preview",
+    ))
+    .await;
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| {
+            c.body["thread_ts"] == thread_a.as_str()
+                && c.text().contains("Writing the resolution note")
+        },
+        WAIT,
+    )
+    .await;
+    asked_at_least(&ai, asked + 1).await;
+    send.event(&typed(
+        "EvB1",
+        "UJANE",
+        &thread_b,
+        "1700000300.000100",
+        "fact the user is on the 5G hotspot",
+    ))
+    .await;
+    let fact_b = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread_b.as_str() && c.text().contains("Fact recorded"),
+            WAIT,
+        )
+        .await
+        .remove(0);
+    let note = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| c.body["thread_ts"] == thread_a.as_str() && c.text().contains("## Root cause"),
+            WAIT,
+        )
+        .await
+        .remove(0);
+    assert!(
+        fact_b.at < note.at,
+        "B's fact was recorded while A's note was being written"
+    );
+    assert_eq!(ai.requests().len(), asked + 1);
+
+    // Unchanged: the second preview is answered at once from the cache, with no model call.
+    send.event(&typed(
+        "EvA3",
+        "UJANE",
+        &thread_a,
+        "1700000200.000300",
+        "preview",
+    ))
+    .await;
+    let again = fake
+        .wait_for(
+            "chat.postMessage",
+            1,
+            |c| {
+                c.body["thread_ts"] == thread_a.as_str() && c.text().contains("no AI call was made")
+            },
+            WAIT,
+        )
+        .await
+        .remove(0);
+    assert!(again.text().contains("## Root cause"), "{}", again.text());
+    assert_eq!(
+        ai.requests().len(),
+        asked + 1,
+        "an unchanged session costs no call"
+    );
 }
