@@ -9,12 +9,15 @@
 //! problem's own session is left out.
 //!
 //! `cargo bench -p rf-tests --bench matching` (PostgreSQL as well when `RF_TEST_DATABASE_URL` names
-//! a server).
+//! a server; retrieval with embeddings as well when `RF_BENCH_EMBEDDINGS_URL` names an
+//! OpenAI-compatible endpoint, such as `tests/benches/minilm_server.py`).
 
+use rf_core::ai::Copilot;
 use rf_core::ai::retrieve::retrieve;
 use rf_core::flow::FlowQuery;
 use rf_tests::{TestDb, account_with_samples};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn labelled() -> Vec<(String, String)> {
@@ -76,7 +79,9 @@ async fn bench(db: TestDb) {
     bench_retrieval(&db).await;
 }
 
-/// Retrieval with the other labelled problems as resolved history.
+/// Retrieval with the other labelled problems as resolved history: full-text search alone, and
+/// with an embedding ranking when `RF_BENCH_EMBEDDINGS_URL` names an OpenAI-compatible
+/// `/embeddings` endpoint (`tests/benches/minilm_server.py` serves all-MiniLM-L6-v2 offline).
 async fn bench_retrieval(db: &TestDb) {
     let store = db.port();
     let (account, team) = account_with_samples(store.as_ref(), "retrieval")
@@ -101,47 +106,98 @@ async fn bench_retrieval(db: &TestDb) {
             &format!("Followed {}", flow.flow.meta.title),
         )
         .await;
-        sessions.push((session, flow.summary.id));
+        sessions.push(session);
     }
-    let (mut top1, mut top3) = (0, 0);
-    let mut times = Vec::new();
-    let mut misses = Vec::new();
-    for ((problem, expected), (session, _)) in cases.iter().zip(&sessions) {
-        let started = Instant::now();
-        let found = retrieve(store.as_ref(), None, account.id, problem, Some(*session))
+    let mut variants: Vec<(String, Option<Arc<dyn Copilot>>)> = vec![(
+        format!("FTS + {} resolved sessions, RRF", cases.len() - 1),
+        None,
+    )];
+    if let Some((model, copilot)) = embedding_copilot() {
+        // The first pass embeds the library and the history; the measured pass reads the cache.
+        for (problem, session) in cases.iter().map(|(p, _)| p).zip(&sessions) {
+            retrieve(
+                store.as_ref(),
+                Some(copilot.as_ref()),
+                account.id,
+                problem,
+                Some(*session),
+            )
             .await
             .unwrap();
-        times.push(started.elapsed());
-        let slugs: Vec<&str> = found
-            .flows
-            .iter()
-            .take(3)
-            .map(|f| f.slug.as_str())
-            .collect();
-        if slugs.first() == Some(&expected.as_str()) {
-            top1 += 1;
         }
-        if slugs.contains(&expected.as_str()) {
-            top3 += 1;
-        } else {
-            misses.push(format!(
-                "    {problem:?}: expected {expected}, got {slugs:?}"
-            ));
+        variants.push((
+            format!(
+                "FTS + {model} embeddings + {} resolved sessions, RRF",
+                cases.len() - 1
+            ),
+            Some(copilot),
+        ));
+    }
+    for (label, copilot) in variants {
+        let (mut top1, mut top3) = (0, 0);
+        let mut times = Vec::new();
+        let mut misses = Vec::new();
+        for ((problem, expected), session) in cases.iter().zip(&sessions) {
+            let started = Instant::now();
+            let found = retrieve(
+                store.as_ref(),
+                copilot.as_deref(),
+                account.id,
+                problem,
+                Some(*session),
+            )
+            .await
+            .unwrap();
+            times.push(started.elapsed());
+            let slugs: Vec<&str> = found
+                .flows
+                .iter()
+                .take(3)
+                .map(|f| f.slug.as_str())
+                .collect();
+            if slugs.first() == Some(&expected.as_str()) {
+                top1 += 1;
+            }
+            if slugs.contains(&expected.as_str()) {
+                top3 += 1;
+            } else {
+                misses.push(format!(
+                    "    {problem:?}: expected {expected}, got {slugs:?}"
+                ));
+            }
+        }
+        times.sort();
+        let n = cases.len() as f64;
+        println!(
+            "retrieval on {} ({label}): top-1 {:.1}% ({top1}), top-3 {:.1}% ({top3}), median {:.2} ms",
+            db.backend(),
+            100.0 * top1 as f64 / n,
+            100.0 * top3 as f64 / n,
+            times[times.len() / 2].as_secs_f64() * 1e3
+        );
+        if !misses.is_empty() {
+            println!("  not in the top 3:\n{}", misses.join("\n"));
         }
     }
-    times.sort();
-    let n = cases.len() as f64;
-    println!(
-        "retrieval on {} (FTS + {} resolved sessions, RRF): top-1 {:.1}% ({top1}), top-3 {:.1}% ({top3}), median {:.2} ms",
-        db.backend(),
-        cases.len() - 1,
-        100.0 * top1 as f64 / n,
-        100.0 * top3 as f64 / n,
-        times[times.len() / 2].as_secs_f64() * 1e3
-    );
-    if !misses.is_empty() {
-        println!("  not in the top 3:\n{}", misses.join("\n"));
-    }
+}
+
+/// The offline copilot with the embedding endpoint `RF_BENCH_EMBEDDINGS_URL` (model
+/// `RF_BENCH_EMBEDDINGS_MODEL`, default `all-MiniLM-L6-v2`), when it is set.
+fn embedding_copilot() -> Option<(String, Arc<dyn Copilot>)> {
+    let url = std::env::var("RF_BENCH_EMBEDDINGS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())?;
+    let model = std::env::var("RF_BENCH_EMBEDDINGS_MODEL")
+        .unwrap_or_else(|_| "all-MiniLM-L6-v2".to_owned());
+    let config = resolutionflow::config::AiConfig {
+        embedding_model: model.clone(),
+        embedding_base_url: url,
+        ..Default::default()
+    };
+    let copilot = resolutionflow::ai::build(&config)
+        .expect("the embedding endpoint can be used")
+        .expect("a copilot");
+    Some((model, copilot))
 }
 
 fn main() {

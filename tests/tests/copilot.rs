@@ -746,3 +746,83 @@ async fn other_calls(app: &TestApp, session: &Session) -> Vec<(AiPurpose, Vec<St
         })
         .collect()
 }
+
+/// An embedding model that knows what the words don't say: zebra handhelds live on the WLAN,
+/// which is the Wi-Fi.
+#[derive(Debug)]
+struct Synonyms;
+
+#[async_trait::async_trait]
+impl rf_ai::copilot::Embedder for Synonyms {
+    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, rf_ai::llm::LlmError> {
+        Ok(inputs
+            .iter()
+            .map(|text| {
+                let text = text.to_lowercase();
+                if ["wlan", "handhelds", "wi-fi"]
+                    .iter()
+                    .any(|w| text.contains(w))
+                {
+                    vec![1.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                }
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn resolved_sessions_near_in_meaning_bring_the_flow_they_followed() {
+    let db = TestDb::new().await;
+    let store = db.port();
+    let (account, team) = rf_tests::account_with_samples(store.as_ref(), "meaning")
+        .await
+        .unwrap();
+    let owner = rf_tests::user(store.as_ref(), &account, &team, "Tess").await;
+    let wifi = store
+        .get_flow_by_slug(account.id, "wifi-cant-connect")
+        .await
+        .unwrap()
+        .unwrap();
+    rf_tests::resolved_session(
+        store.as_ref(),
+        &team,
+        owner,
+        "history-wlan",
+        "WLAN keeps dropping in the warehouse",
+        Some((wifi.summary.id, wifi.flow.clone())),
+        "Forgot the profile and rejoined",
+    )
+    .await;
+    // Not one word in common with that session, or with the flow's own text.
+    let problem = "the zebra handhelds go dark during picking";
+    let words = rf_core::ai::retrieve::retrieve(store.as_ref(), None, account.id, problem, None)
+        .await
+        .unwrap();
+    assert!(
+        words.flows.iter().all(|f| f.slug != "wifi-cant-connect"),
+        "full-text search alone does not find it: {:?}",
+        words.flows
+    );
+    let copilot = rf_ai::offline::Offline::new().with_embedder(Arc::new(Synonyms));
+    let meaning = rf_core::ai::retrieve::retrieve(
+        store.as_ref(),
+        Some(&copilot as &dyn rf_core::ai::Copilot),
+        account.id,
+        problem,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        meaning.flows.first().map(|f| f.slug.as_str()),
+        Some("wifi-cant-connect"),
+        "{:?}",
+        meaning.flows
+    );
+    assert_eq!(
+        meaning.sessions[0].problem,
+        "WLAN keeps dropping in the warehouse"
+    );
+}

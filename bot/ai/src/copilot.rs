@@ -173,12 +173,11 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct ModelCopilot {
     llm: Arc<dyn Llm>,
-    embedder: Option<Arc<dyn Embedder>>,
+    embeddings: Option<CachedEmbeddings>,
     settings: ModelSettings,
     prompts: Arc<Prompts>,
     redactor: Redactor,
     notes: Arc<Bounded<(SessionId, i64), String>>,
-    vectors: Arc<Bounded<[u8; 32], Vec<f32>>>,
 }
 
 impl ModelCopilot {
@@ -186,18 +185,17 @@ impl ModelCopilot {
         let entries = settings.note_cache_entries.max(1);
         Self {
             llm,
-            embedder: None,
+            embeddings: None,
             settings,
             prompts: Arc::new(prompts),
             redactor: Redactor::new(),
             notes: Arc::new(Bounded::new(entries)),
-            vectors: Arc::new(Bounded::new(20_000)),
         }
     }
 
     /// Adds an embedding ranking to retrieval.
     pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
-        self.embedder = Some(embedder);
+        self.embeddings = Some(CachedEmbeddings::new(embedder));
         self
     }
 
@@ -551,37 +549,7 @@ impl Copilot for ModelCopilot {
     }
 
     async fn embed(&self, texts: &[String]) -> Option<Vec<Vec<f32>>> {
-        let embedder = self.embedder.as_ref()?;
-        let redacted: Vec<String> = texts
-            .iter()
-            .map(|t| self.redactor.redact(t).into_owned())
-            .collect();
-        let keys: Vec<[u8; 32]> = redacted
-            .iter()
-            .map(|t| Sha256::digest(t.as_bytes()).into())
-            .collect();
-        let missing: Vec<usize> = (0..texts.len())
-            .filter(|&i| self.vectors.get(&keys[i]).is_none())
-            .collect();
-        if !missing.is_empty() {
-            let inputs: Vec<String> = missing.iter().map(|&i| redacted[i].clone()).collect();
-            match embedder.embed(&inputs).await {
-                Ok(vectors) if vectors.len() == inputs.len() => {
-                    for (&i, vector) in missing.iter().zip(vectors) {
-                        self.vectors.put(keys[i], vector);
-                    }
-                }
-                Ok(_) => {
-                    tracing::warn!("the embedding endpoint answered the wrong number of vectors");
-                    return None;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "embeddings unavailable; retrieval uses full-text search alone");
-                    return None;
-                }
-            }
-        }
-        keys.iter().map(|k| self.vectors.get(k)).collect()
+        self.embeddings.as_ref()?.embed(texts).await
     }
 }
 
@@ -603,6 +571,61 @@ impl ModelCopilot {
             rationale,
             calls: vec![record],
         })
+    }
+}
+
+/// An embedding endpoint behind a bounded cache of vectors (keyed by the redacted text's hash),
+/// so that a flow or a resolved session is embedded once, not on every turn. Texts are redacted
+/// before they are sent; a failing endpoint gives `None` and retrieval carries on with full-text
+/// search alone.
+#[derive(Debug, Clone)]
+pub struct CachedEmbeddings {
+    embedder: Arc<dyn Embedder>,
+    redactor: Redactor,
+    vectors: Arc<Bounded<[u8; 32], Vec<f32>>>,
+}
+
+impl CachedEmbeddings {
+    pub fn new(embedder: Arc<dyn Embedder>) -> Self {
+        Self {
+            embedder,
+            redactor: Redactor::new(),
+            vectors: Arc::new(Bounded::new(20_000)),
+        }
+    }
+
+    /// One vector per text, in order.
+    pub async fn embed(&self, texts: &[String]) -> Option<Vec<Vec<f32>>> {
+        let redacted: Vec<String> = texts
+            .iter()
+            .map(|t| self.redactor.redact(t).into_owned())
+            .collect();
+        let keys: Vec<[u8; 32]> = redacted
+            .iter()
+            .map(|t| Sha256::digest(t.as_bytes()).into())
+            .collect();
+        let mut found: Vec<Option<Vec<f32>>> = keys.iter().map(|k| self.vectors.get(k)).collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let inputs: Vec<String> = missing.iter().map(|&i| redacted[i].clone()).collect();
+            match self.embedder.embed(&inputs).await {
+                Ok(vectors) if vectors.len() == inputs.len() => {
+                    for (&i, vector) in missing.iter().zip(vectors) {
+                        self.vectors.put(keys[i], vector.clone());
+                        found[i] = Some(vector);
+                    }
+                }
+                Ok(_) => {
+                    tracing::warn!("the embedding endpoint answered the wrong number of vectors");
+                    return None;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "embeddings unavailable; retrieval uses full-text search alone");
+                    return None;
+                }
+            }
+        }
+        found.into_iter().collect()
     }
 }
 

@@ -4,12 +4,14 @@
 //! note from the session's own facts, steps and fix. It is the default, and the fallback when a
 //! model cannot answer.
 
+use crate::copilot::{CachedEmbeddings, Embedder};
 use rf_core::ai::{
     AiError, CitationKind, Copilot, FixProposal, FlowDraft, ModelCall, NoteOutcome, SessionCluster,
     SessionContext, Tier, TurnOutcome, TurnReply,
 };
 use rf_core::handoff::Assessment;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// The kinds of problem the offline provider has questions for, by words in the problem.
 const TOPICS: &[(&[&str], &[&str])] = &[
@@ -117,13 +119,22 @@ const GENERAL: &[&str] = &[
     "Has anything been tried already?",
 ];
 
-/// The offline provider.
+/// The offline provider: no model, and no network unless an embedding endpoint is given (a
+/// local one, such as Ollama's, keeps it offline in spirit: retrieval ranks by meaning too).
 #[derive(Debug, Clone, Default)]
-pub struct Offline;
+pub struct Offline {
+    embeddings: Option<CachedEmbeddings>,
+}
 
 impl Offline {
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+
+    /// Adds an embedding ranking to retrieval.
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embeddings = Some(CachedEmbeddings::new(embedder));
+        self
     }
 
     /// The discovery questions for the problem, in order.
@@ -371,8 +382,8 @@ impl Copilot for Offline {
         ))
     }
 
-    async fn embed(&self, _texts: &[String]) -> Option<Vec<Vec<f32>>> {
-        None
+    async fn embed(&self, texts: &[String]) -> Option<Vec<Vec<f32>>> {
+        self.embeddings.as_ref()?.embed(texts).await
     }
 }
 
@@ -387,7 +398,7 @@ mod tests {
             problem: "Printer on the 2nd floor shows offline".to_owned(),
             ..SessionContext::default()
         };
-        let outcome = Offline.turn(&context).await;
+        let outcome = Offline::new().turn(&context).await;
         let reply = outcome.reply.unwrap();
         assert!(reply.questions[0].contains("printer"), "{reply:?}");
         assert_eq!(outcome.calls[0].tier, Tier::Offline);
@@ -407,7 +418,7 @@ mod tests {
             }],
             ..SessionContext::default()
         };
-        let reply = Offline.turn(&context).await.reply.unwrap();
+        let reply = Offline::new().turn(&context).await.reply.unwrap();
         let fix = reply.fix.unwrap();
         assert_eq!(
             fix.steps,
@@ -433,7 +444,7 @@ mod tests {
             }],
             ..SessionContext::default()
         };
-        let reply = Offline.turn(&context).await.reply.unwrap();
+        let reply = Offline::new().turn(&context).await.reply.unwrap();
         assert_eq!(
             reply.actions,
             ["Restart the Print Spooler service (from \"Printer shows offline\")"]
@@ -447,11 +458,11 @@ mod tests {
             turns_so_far: 1,
             ..SessionContext::default()
         };
-        let reply = Offline.turn(&context).await.reply.unwrap();
+        let reply = Offline::new().turn(&context).await.reply.unwrap();
         assert_eq!(reply.questions.len(), 2);
         assert!(reply.message.is_empty() && reply.fix.is_none());
         context.turns_so_far = 2;
-        assert!(Offline.turn(&context).await.reply.is_none());
+        assert!(Offline::new().turn(&context).await.reply.is_none());
     }
 
     #[test]

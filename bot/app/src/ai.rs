@@ -18,7 +18,14 @@ pub fn build(config: &AiConfig) -> Result<Option<Arc<dyn Copilot>>, ConfigError>
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
     let llm: Arc<dyn Llm> = match provider.as_str() {
         "off" | "none" => return Ok(None),
-        "offline" | "" => return Ok(Some(Arc::new(Offline::new()))),
+        "offline" | "" => {
+            let mut offline = Offline::new();
+            if let Some(embedder) = embedder(config, timeout)? {
+                tracing::info!(model = %config.embedding_model, "offline copilot with embeddings for retrieval");
+                offline = offline.with_embedder(embedder);
+            }
+            return Ok(Some(Arc::new(offline)));
+        }
         "anthropic" => {
             let Some(api_key) = config.api_key() else {
                 return Err(ConfigError::new(

@@ -3,7 +3,7 @@
 //! on both database backends ([`FlowQuery`] decides them), so results do not depend on the store.
 
 use super::{Citation, CitationKind, CitedStep, Copilot};
-use crate::flow::{Flow, FlowBody, FlowQuery};
+use crate::flow::{Flow, FlowBody, FlowQuery, FlowStatus, FlowSummary};
 use crate::ids::{AccountId, FlowId, SessionId};
 use crate::ports::{Store, StoreResult};
 use crate::session::{SessionFilter, SessionStatus};
@@ -17,6 +17,9 @@ const SESSION_POOL: i64 = 1_000;
 const FLOW_POOL: i64 = 10;
 /// How many of the best flows are searched for the step closest to the problem.
 const STEP_FLOWS: usize = 3;
+/// How many of the library's flows an embedding ranking compares (each is embedded once, then
+/// cached by its text).
+const EMBED_FLOWS: usize = 500;
 /// How many resolved sessions an embedding ranking compares per turn, so that the embedding request
 /// stays small however many sessions the account has resolved.
 const EMBED_SESSIONS: usize = 50;
@@ -37,6 +40,20 @@ pub struct RetrievedFlow {
     pub score: f64,
     /// The flow's step closest to the problem, for the best few flows.
     pub step: Option<CitedStep>,
+}
+
+impl RetrievedFlow {
+    /// Not ranked yet.
+    fn from_summary(summary: &FlowSummary) -> Self {
+        Self {
+            id: summary.id,
+            slug: summary.slug.clone(),
+            title: summary.title.clone(),
+            summary: summary.category.clone(),
+            score: 0.0,
+            step: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,64 +124,64 @@ pub async fn retrieve(
 
     let mut flows: Vec<RetrievedFlow> = flow_hits
         .iter()
-        .map(|hit| RetrievedFlow {
-            id: hit.summary.id,
-            slug: hit.summary.slug.clone(),
-            title: hit.summary.title.clone(),
-            summary: hit.summary.category.clone(),
-            score: 0.0,
-            step: None,
-        })
+        .map(|hit| RetrievedFlow::from_summary(&hit.summary))
         .collect();
     // Flows the most similar resolved sessions followed, in order of those sessions.
-    let mut voted: Vec<FlowId> = Vec::new();
-    for (index, _) in session_ranking.iter().take(10) {
-        if let Some(flow) = resolved[*index].flow_id.filter(|f| !voted.contains(f)) {
-            voted.push(flow);
-        }
-    }
-    for flow in &voted {
-        if !flows.iter().any(|f| f.id == *flow)
-            && let Ok(record) = store.get_flow(account, *flow).await
-        {
-            flows.push(RetrievedFlow {
-                id: *flow,
-                slug: record.summary.slug.clone(),
-                title: record.summary.title.clone(),
-                summary: record.summary.category.clone(),
-                score: 0.0,
-                step: None,
-            });
-        }
-    }
+    let voted = followed_flows(&resolved, session_ranking.iter().map(|(i, _)| *i));
+    add_flows(store, account, &mut flows, &voted).await;
     let fts_order: Vec<FlowId> = flow_hits.iter().map(|h| h.summary.id).collect();
     let mut lists: Vec<Vec<FlowId>> = vec![fts_order, voted];
     let mut session_lists: Vec<Vec<usize>> =
         vec![session_ranking.iter().map(|(i, _)| *i).collect()];
 
     if let Some(copilot) = copilot {
+        // Meaning is compared with the whole library, not only with what the words found: a flow
+        // the words miss can still rank first. Vectors are cached, so each flow is embedded once.
+        let library: Vec<FlowSummary> = store
+            .list_flows(account)
+            .await?
+            .into_iter()
+            .filter(|f| f.status == FlowStatus::Published)
+            .take(EMBED_FLOWS)
+            .collect();
         let mut texts = vec![text.to_owned()];
-        texts.extend(flows.iter().map(|f| format!("{} {}", f.title, f.summary)));
+        texts.extend(
+            library
+                .iter()
+                .map(|f| format!("{}. {}. {}", f.title, f.category, f.tags.join(", "))),
+        );
         let candidates = embedding_candidates(&session_ranking, documents.len());
         texts.extend(candidates.iter().map(|&i| documents[i].clone()));
         if let Some(vectors) = copilot.embed(&texts).await
             && vectors.len() == texts.len()
         {
             let query_vector = &vectors[0];
-            let mut flow_sim: Vec<(FlowId, f64)> = flows
+            let mut flow_sim: Vec<(&FlowSummary, f64)> = library
                 .iter()
-                .zip(&vectors[1..=flows.len()])
-                .map(|(f, v)| (f.id, cosine(query_vector, v)))
+                .zip(&vectors[1..=library.len()])
+                .map(|(f, v)| (f, cosine(query_vector, v)))
                 .collect();
             flow_sim.sort_by(|a, b| b.1.total_cmp(&a.1));
-            lists.push(flow_sim.into_iter().map(|(id, _)| id).collect());
+            flow_sim.truncate(FLOW_POOL as usize);
+            for (summary, _) in &flow_sim {
+                if !flows.iter().any(|f| f.id == summary.id) {
+                    flows.push(RetrievedFlow::from_summary(summary));
+                }
+            }
+            lists.push(flow_sim.iter().map(|(f, _)| f.id).collect());
             let mut session_sim: Vec<(usize, f64)> = candidates
                 .iter()
-                .zip(&vectors[flows.len() + 1..])
+                .zip(&vectors[library.len() + 1..])
                 .map(|(&i, v)| (i, cosine(query_vector, v)))
                 .collect();
             session_sim.sort_by(|a, b| b.1.total_cmp(&a.1));
-            session_lists.push(session_sim.into_iter().take(20).map(|(i, _)| i).collect());
+            let nearest: Vec<usize> = session_sim.into_iter().take(20).map(|(i, _)| i).collect();
+            // The sessions nearest in meaning vote for the flows they followed, as the
+            // full-text matches do: a flow the words miss can still come from the history.
+            let meant = followed_flows(&resolved, nearest.iter().copied());
+            add_flows(store, account, &mut flows, &meant).await;
+            lists.push(meant);
+            session_lists.push(nearest);
         }
     }
 
@@ -197,6 +214,36 @@ pub async fn retrieve(
     sessions.sort_by(|a, b| b.score.total_cmp(&a.score));
     sessions.truncate(10);
     Ok(Retrieved { flows, sessions })
+}
+
+/// The flows the first ten of `ranked` sessions followed, each once, in the sessions' order.
+fn followed_flows(
+    resolved: &[crate::session::Session],
+    ranked: impl Iterator<Item = usize>,
+) -> Vec<FlowId> {
+    let mut flows: Vec<FlowId> = Vec::new();
+    for index in ranked.take(10) {
+        if let Some(flow) = resolved[index].flow_id.filter(|f| !flows.contains(f)) {
+            flows.push(flow);
+        }
+    }
+    flows
+}
+
+/// Adds the flows of `ids` that `flows` does not hold yet (a flow since deleted is skipped).
+async fn add_flows(
+    store: &dyn Store,
+    account: AccountId,
+    flows: &mut Vec<RetrievedFlow>,
+    ids: &[FlowId],
+) {
+    for id in ids {
+        if !flows.iter().any(|f| f.id == *id)
+            && let Ok(record) = store.get_flow(account, *id).await
+        {
+            flows.push(RetrievedFlow::from_summary(&record.summary));
+        }
+    }
 }
 
 /// The step of `flow` whose words best match the query (its title, text, help and expected result:
