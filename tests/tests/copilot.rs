@@ -311,6 +311,14 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
     let out = tech.say("preview").await;
     assert!(out.contains("The runtime repair worked"), "{out}");
     assert_eq!(fake.requests().len(), before + 2);
+    // After resolving, the note is written once more, for the resolved session.
+    fake.push(Reply::Text(
+        "## Problem\nZorbix dies at launch.\n\n## What we confirmed\n- The runtime repair worked\n\n## Root cause\nBroken VC++ runtime.\n\n## Resolution\nRepaired the runtime; Zorbix starts.".to_owned(),
+    ));
+    tech.say("resolve Repaired the runtime").await;
+    let out = tech.say("preview").await;
+    assert!(out.contains("Zorbix starts"), "{out}");
+    assert_eq!(fake.requests().len(), before + 3);
 
     // Every request carried the key and the cacheable system prompt.
     for request in fake.requests() {
