@@ -1,14 +1,17 @@
 //! Slack acknowledgement benchmark (not a timed test): 200 signed `block_actions` requests sent at
 //! once to `/slack/interactions`, while the job worker handles them against a fake Slack Web API.
-//! Measured per request: time to Slack's 200. Three conditions, five rounds each:
+//! Measured per request: time to Slack's 200. Four conditions, five rounds each:
 //! - baseline: 200 concurrent `GET /healthz` (the HTTP stack alone);
 //! - Slack answering normally;
-//! - Slack stalling every call for 30 s (the ack must not notice).
+//! - Slack stalling every call for 30 s (the ack must not notice);
+//! - 200 messages typed in a session thread (each asks the copilot) while the model stalls every
+//!   call for 30 s (the ack must not notice that either).
 //!
 //! `cargo bench -p rf-tests --bench slack_acks` (PostgreSQL as well when `RF_TEST_DATABASE_URL`
 //! names a server). Prints medians and percentiles.
 
 use rf_core::time::SystemClock;
+use rf_tests::llm::{FakeAnthropic, Reply};
 use rf_tests::slack::{Call, FakeSlack, SlackSender, unix_now};
 use rf_tests::{TestApp, TestDb};
 use serde_json::json;
@@ -112,7 +115,16 @@ async fn bench(db: TestDb) {
         fake.add_user(&format!("U{i:04}"), &format!("Tech {i}"), false);
     }
     let api_url = fake.api_url.clone();
+    let model = FakeAnthropic::start("sk-ant-bench").await;
+    model.set_default(Reply::slow(
+        Duration::from_secs(30),
+        Reply::Text("{\"message\": \"late\", \"confidence\": 50}".to_owned()),
+    ));
+    let model_url = model.url();
     let app = TestApp::start_with(&db, Arc::new(SystemClock), move |config| {
+        config.ai.provider = "anthropic".to_owned();
+        config.ai.base_url = model_url;
+        config.ai.api_key = Some("sk-ant-bench".into());
         config.jobs.enabled = true;
         config.slack.signing_secret = Some(SECRET.into());
         config.slack.bot_token = Some("xoxb-bench".into());
@@ -131,6 +143,7 @@ async fn bench(db: TestDb) {
     let mut baseline = Vec::new();
     let mut normal = Vec::new();
     let mut stalled = Vec::new();
+    let mut thinking = Vec::new();
     for round in 0..ROUNDS {
         // A fresh session and its first step, to click on.
         fake.stall(None);
@@ -189,7 +202,39 @@ async fn bench(db: TestDb) {
             let (latencies, wall) = burst(requests).await;
             results.push(summarise(latencies, wall));
         }
+
+        // Messages in the session's thread: each is recorded and asks the copilot, which stalls.
+        fake.stall(None);
+        let thread = step.body["thread_ts"].as_str().unwrap().to_owned();
+        let requests = (0..CLICKS)
+            .map(|i| {
+                let ts = format!("{}.{:06}", unix_now(), round * CLICKS + i);
+                let body = json!({
+                    "type": "event_callback", "team_id": "T111", "api_app_id": "A111",
+                    "event_id": format!("Ev{round}x{i}"), "event_time": unix_now(),
+                    "event": { "type": "message", "user": format!("U{i:04}"), "channel": "C111",
+                               "text": format!("tried step {i}, still offline"), "ts": ts,
+                               "thread_ts": thread, "channel_type": "channel" }
+                })
+                .to_string();
+                let at = unix_now();
+                http.post(format!("{}/slack/events", app.base_url))
+                    .header("content-type", "application/json")
+                    .header("x-slack-request-timestamp", at.to_string())
+                    .header(
+                        "x-slack-signature",
+                        rf_tests::slack::sign(SECRET, at, body.as_bytes()),
+                    )
+                    .body(body)
+            })
+            .collect();
+        let (latencies, wall) = burst(requests).await;
+        thinking.push(summarise(latencies, wall));
     }
+    assert!(
+        !model.requests().is_empty(),
+        "the messages asked the (stalled) model"
+    );
     // Let the worker finish (stalled calls time out after 2 s and are retried later).
     fake.stall(None);
     println!(
@@ -199,15 +244,17 @@ async fn bench(db: TestDb) {
     print("GET /healthz (baseline)", &baseline);
     print("block_actions, Slack ok", &normal);
     print("block_actions, Slack stalled", &stalled);
+    print("messages, model stalled", &thinking);
     let p50 = |rounds: &[Summary]| {
         let mut v: Vec<Duration> = rounds.iter().map(|s| s.p50).collect();
         v.sort();
         ms(v[v.len() / 2])
     };
     println!(
-        "  ratios: ack/baseline p50 {:.2}x, stalled/ok p50 {:.2}x",
+        "  ratios: ack/baseline p50 {:.2}x, Slack stalled/ok p50 {:.2}x, messages with the model stalled/clicks p50 {:.2}x",
         p50(&normal) / p50(&baseline),
-        p50(&stalled) / p50(&normal)
+        p50(&stalled) / p50(&normal),
+        p50(&thinking) / p50(&normal)
     );
 }
 

@@ -1545,21 +1545,33 @@ impl Store for SqlStore {
             ),
             Pool::Sqlite(_) => (String::new(), ""),
         };
+        const TAKEABLE: &str = "((j.status = 'queued' AND j.run_at <= $1) OR (j.status = 'running' AND j.locked_until <= $1)) \
+             AND (j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs r \
+                 WHERE r.lane = j.lane AND r.status = 'running' AND r.locked_until > $1))";
         let rows: Vec<JobRow> = on_pool!(self, |pool| {
+            // A read first: a worker woken while nothing can be taken (its lanes are busy) does
+            // not take the write lock, which on SQLite would hold up every webhook's record.
+            let takeable: Option<(i32,)> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT 1 FROM jobs j WHERE {TAKEABLE} LIMIT 1"
+            )))
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+            if takeable.is_none() {
+                return Ok(Vec::new());
+            }
             let mut tx = pool.begin_write().await.map_err(db_err)?;
             let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
-                "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, \
-                     updated_at = $3 \
-                 WHERE id IN (SELECT j.id FROM jobs j \
-                     WHERE ((j.status = 'queued' AND j.run_at <= $3) OR (j.status = 'running' AND j.locked_until <= $3)) \
-                       AND (j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs r \
-                           WHERE r.lane = j.lane AND r.status = 'running' AND r.locked_until > $3)){lane_lock} \
+                "UPDATE jobs SET status = 'running', locked_by = $2, locked_until = $3, attempts = attempts + 1, \
+                     updated_at = $1 \
+                 WHERE id IN (SELECT j.id FROM jobs j WHERE {TAKEABLE}{lane_lock} \
                      ORDER BY j.run_at, j.id LIMIT $4{lock}) \
                  RETURNING id, account_id, payload, attempts, max_attempts, run_at"
             )))
+            .bind(now.as_millis())
             .bind(worker)
             .bind(now.as_millis() + lease_millis)
-            .bind(now.as_millis())
             .bind(limit)
             .fetch_all(&mut *tx)
             .await
