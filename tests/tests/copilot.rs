@@ -368,16 +368,18 @@ async fn with_no_key_the_offline_copilot_matches_flows_and_writes_the_note() {
     // The flow's citation names its step closest to the problem and links to it on the flow page.
     let line = out
         .lines()
-        .find(|l| l.contains("Printer shows offline or won't print (flow, step "))
+        .find(|l| {
+            l.contains("Printer shows offline or won't print <") && l.contains("(flow, step ")
+        })
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("#step-"), "{line}");
-    let flow = open_cited(&app, &out, "Printer shows offline or won't print (flow").await;
+    let flow = open_cited(&app, &out, "Printer shows offline or won't print <").await;
     assert!(
         flow.contains("<h1 id=\"flow-title\">Printer shows offline or won")
             && flow.contains("href=\"#step-"),
         "{flow}"
     );
-    let session = open_cited(&app, &out, "(resolved session): ").await;
+    let session = open_cited(&app, &out, "(resolved session)").await;
     assert!(session.contains("Repaired the VC++ runtime"), "{session}");
 }
 
@@ -387,9 +389,12 @@ async fn open_cited(app: &TestApp, out: &str, label: &str) -> String {
     let url = out
         .lines()
         .find(|line| line.contains(label))
-        .and_then(|line| line.split_whitespace().last())
-        .filter(|url| url.starts_with("http"))
-        .unwrap_or_else(|| panic!("no link after {label:?} in {out}"));
+        .and_then(|line| {
+            line.split_whitespace()
+                .find(|word| word.starts_with("<http"))
+        })
+        .map(|word| word.trim_matches(['<', '>']))
+        .unwrap_or_else(|| panic!("no link with {label:?} in {out}"));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1322,6 +1322,12 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
     ] {
         assert!(text.contains(expected), "{expected}: {text}");
     }
+    // What it cites is a Slack link to the companion, labelled with the flow's title.
+    let cited = format!("<{}/auth/link?token=", slack.server.url);
+    assert!(
+        text.contains(&cited) && text.contains("|Printer shows offline or won't print>"),
+        "{text}"
+    );
     for body in ai.bodies() {
         assert!(
             !body.contains("Pr1nt3rAdm!n"),

@@ -310,6 +310,7 @@ fn link_prints_a_companion_url_for_a_session() {
         .split_whitespace()
         .find(|w| w.contains("/auth/link?token="))
         .unwrap_or_else(|| panic!("no link in:\n{stdout}"))
+        .trim_matches(['<', '>'])
         .to_owned();
     assert!(
         url.starts_with("http://127.0.0.1:8080/auth/link?token="),

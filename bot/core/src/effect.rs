@@ -38,8 +38,8 @@ pub struct Choice {
 pub enum Block {
     /// A short bold line.
     Heading { text: String },
-    /// A paragraph. `*bold*`, `` `code` `` and channel references `<#channel>` (see
-    /// [`TextPiece`]) are the only markup.
+    /// A paragraph. `*bold*`, `` `code` ``, channel references `<#channel>` and links
+    /// `<https://…|label>` (see [`TextPiece`]) are the only markup.
     Text { text: String },
     /// Label / value pairs.
     Fields { fields: Vec<(String, String)> },
@@ -56,47 +56,92 @@ pub enum Block {
     },
 }
 
-/// A piece of message text: plain text, or a reference to a channel (`<#channel>` in the text),
-/// which an adapter shows as a link where its platform has channel links, else as the channel.
+/// A piece of message text: plain text, a reference to a channel (`<#channel>` in the text),
+/// which an adapter shows as a link where its platform has channel links, else as the channel, or
+/// a link (`<https://…|label>`, see [`link`]), which an adapter shows as the label linked to the
+/// URL where it can, else as the label followed by the URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextPiece<'a> {
     Text(&'a str),
     Channel(&'a str),
+    Link { url: &'a str, label: &'a str },
 }
 
-/// Splits `text` into plain pieces and channel references.
+/// Link markup for message text: `label`, linked to `url`. A URL that the markup cannot carry
+/// (spaces, `|` or `>` in it) is written out after the label instead.
+pub fn link(url: &str, label: &str) -> String {
+    let label: String = label
+        .chars()
+        .map(|c| match c {
+            '<' | '>' | '|' | '\n' => ' ',
+            c => c,
+        })
+        .collect();
+    let label = label.trim();
+    if (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains(['|', '>', '<'])
+        && !url.contains(char::is_whitespace)
+        && !label.is_empty()
+    {
+        format!("<{url}|{label}>")
+    } else {
+        format!("{label} {url}")
+    }
+}
+
+/// Splits `text` into plain pieces, channel references and links.
 pub fn text_pieces(text: &str) -> Vec<TextPiece<'_>> {
     let mut pieces = Vec::new();
     let mut rest = text;
-    while let Some(start) = rest.find("<#") {
-        let after = &rest[start + 2..];
-        let Some(end) = after
-            .find('>')
-            .filter(|&end| end > 0 && !after[..end].contains(['<', ' ', '\n']))
-        else {
-            pieces.push(TextPiece::Text(&rest[..start + 2]));
-            rest = after;
-            continue;
-        };
-        if start > 0 {
-            pieces.push(TextPiece::Text(&rest[..start]));
+    let mut plain_from = 0;
+    let mut at = 0;
+    while let Some(offset) = rest[at..].find('<') {
+        let start = at + offset;
+        let after = &rest[start + 1..];
+        let end = after.find('>');
+        let piece = end.and_then(|end| markup(&after[..end]));
+        match (piece, end) {
+            (Some(piece), Some(end)) => {
+                if start > plain_from {
+                    pieces.push(TextPiece::Text(&rest[plain_from..start]));
+                }
+                pieces.push(piece);
+                rest = &after[end + 1..];
+                plain_from = 0;
+                at = 0;
+            }
+            _ => at = start + 1,
         }
-        pieces.push(TextPiece::Channel(&after[..end]));
-        rest = &after[end + 1..];
     }
-    if !rest.is_empty() {
-        pieces.push(TextPiece::Text(rest));
+    if rest.len() > plain_from {
+        pieces.push(TextPiece::Text(&rest[plain_from..]));
     }
     pieces
 }
 
-/// `text` with channel references shown as the channels themselves (for platforms and places
-/// without channel links: the console, plain-text fallbacks).
-pub fn channels_as_names(text: &str) -> String {
+/// What is between `<` and `>`, when it is markup: `#channel` or `http(s)://url|label`.
+fn markup(inner: &str) -> Option<TextPiece<'_>> {
+    if let Some(channel) = inner.strip_prefix('#') {
+        return (!channel.is_empty() && !channel.contains(['<', ' ', '\n']))
+            .then_some(TextPiece::Channel(channel));
+    }
+    let (url, label) = inner.split_once('|')?;
+    let linkable = (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains(char::is_whitespace)
+        && !label.trim().is_empty()
+        && !label.contains(['<', '|', '\n']);
+    linkable.then_some(TextPiece::Link { url, label })
+}
+
+/// `text` with its markup written out plainly, for places without channel references or links
+/// (the console, plain-text fallbacks): a channel reference as the channel, a link as its label
+/// followed by the URL in angle brackets.
+pub fn plain_markup(text: &str) -> String {
     text_pieces(text)
         .into_iter()
         .map(|piece| match piece {
-            TextPiece::Text(text) | TextPiece::Channel(text) => text,
+            TextPiece::Text(text) | TextPiece::Channel(text) => text.to_owned(),
+            TextPiece::Link { url, label } => format!("{label} <{url}>"),
         })
         .collect()
 }
@@ -158,13 +203,15 @@ impl Message {
         for block in &self.blocks {
             match block {
                 Block::Heading { text } | Block::Text { text } | Block::Context { text } => {
-                    lines.push(channels_as_names(text));
+                    lines.push(plain_markup(text));
                 }
                 Block::Code { text } => lines.push(text.clone()),
                 Block::Fields { fields } => {
                     lines.extend(fields.iter().map(|(k, v)| format!("{k}: {v}")));
                 }
-                Block::List { items } => lines.extend(items.iter().map(|i| format!("• {i}"))),
+                Block::List { items } => {
+                    lines.extend(items.iter().map(|i| format!("• {}", plain_markup(i))));
+                }
                 Block::Choices { choices, .. } => lines.push(
                     choices
                         .iter()
@@ -577,8 +624,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_references_are_found_and_nothing_else_is() {
-        use TextPiece::{Channel, Text};
+    fn channel_references_and_links_are_found_and_nothing_else_is() {
+        use TextPiece::{Channel, Link, Text};
         assert_eq!(
             text_pieces("posted in <#C0ESC>, and <##escalations>."),
             vec![
@@ -589,11 +636,33 @@ mod tests {
                 Text(".")
             ]
         );
+        assert_eq!(plain_markup("a <#> b <#x y> <#z"), "a <#> b <#x y> <#z");
+        assert_eq!(plain_markup("in <##escalations>"), "in #escalations");
         assert_eq!(
-            channels_as_names("a <#> b <#x y> <#z"),
-            "a <#> b <#x y> <#z"
+            text_pieces("see <https://rf.example/f?t=x#step-a|Printer offline> (flow)"),
+            vec![
+                Text("see "),
+                Link {
+                    url: "https://rf.example/f?t=x#step-a",
+                    label: "Printer offline"
+                },
+                Text(" (flow)")
+            ]
         );
-        assert_eq!(channels_as_names("in <##escalations>"), "in #escalations");
+        assert_eq!(
+            plain_markup("1 < 2 and <b> and <ftp://x|y> and <https://a b|c>"),
+            "1 < 2 and <b> and <ftp://x|y> and <https://a b|c>",
+            "only http(s) links and channels are markup"
+        );
+        assert_eq!(
+            plain_markup(&link("https://rf.example/s", "The <timeline> | here")),
+            "The  timeline    here <https://rf.example/s>"
+        );
+        assert_eq!(
+            link("https://rf.example/a b", "Timeline"),
+            "Timeline https://rf.example/a b",
+            "a URL the markup cannot carry is written out"
+        );
     }
 
     #[test]

@@ -748,7 +748,8 @@ impl Engine {
                         .await?;
                     let text = match url {
                         Some(url) => format!(
-                            "This session's timeline (valid for {}, only for you): {url}",
+                            "{} (valid for {}, only for you)",
+                            crate::effect::link(&url, "This session's timeline"),
                             self.link_ttl_words()
                         ),
                         None => "The web companion is not configured on this server.".to_owned(),

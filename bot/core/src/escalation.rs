@@ -370,7 +370,8 @@ impl Engine {
             .await?;
         Ok(match url {
             Some(url) => format!(
-                "Handoff context (only for you, valid for {}): {url}",
+                "{} (only for you, valid for {})",
+                crate::effect::link(&url, "Handoff context"),
                 self.link_ttl_words()
             ),
             None => "The web companion is not configured on this server.".to_owned(),
@@ -440,7 +441,8 @@ impl Engine {
             .await?
             .map(|url| {
                 format!(
-                    "Live queue (only for you, valid for {}): {url}",
+                    "{} (only for you, valid for {})",
+                    crate::effect::link(&url, "Live queue"),
                     self.link_ttl_words()
                 )
             });
@@ -474,7 +476,8 @@ impl Engine {
                 .await?
             {
                 Some(url) => format!(
-                    "Escalation metrics (only for you, valid for {}): {url}",
+                    "{} (only for you, valid for {})",
+                    crate::effect::link(&url, "Escalation metrics"),
                     self.link_ttl_words()
                 ),
                 None => "The web companion is not configured on this server.".to_owned(),

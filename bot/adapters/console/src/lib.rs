@@ -15,7 +15,7 @@ use rf_core::domain::{
     Actor, ChannelRef, ChatIdentity, InstallationRef, Platform, Role, RoleAssignment, ThreadKey,
 };
 use rf_core::effect::{
-    Block, Choice, Effect, FieldInput, Form, FormSubmission, Message, Place, channels_as_names,
+    Block, Choice, Effect, FieldInput, Form, FormSubmission, Message, Place, plain_markup,
 };
 use rf_core::engine::{CommandOutcome, Engine, Input};
 use rf_core::session::SessionFilter;
@@ -639,15 +639,15 @@ fn render(out: &mut String, prefix: &str, message: &Message) {
     for block in &message.blocks {
         match block {
             Block::Heading { text } => {
-                let _ = writeln!(out, "{}» {}", lead(), channels_as_names(text));
+                let _ = writeln!(out, "{}» {}", lead(), plain_markup(text));
             }
             Block::Text { text } => {
-                for line in channels_as_names(text).lines() {
+                for line in plain_markup(text).lines() {
                     let _ = writeln!(out, "{}{line}", lead());
                 }
             }
             Block::Context { text } => {
-                let _ = writeln!(out, "{}({})", lead(), channels_as_names(text));
+                let _ = writeln!(out, "{}({})", lead(), plain_markup(text));
             }
             Block::Code { text } => {
                 for line in text.lines() {
@@ -661,7 +661,7 @@ fn render(out: &mut String, prefix: &str, message: &Message) {
             }
             Block::List { items } => {
                 for item in items {
-                    let _ = writeln!(out, "{}  • {item}", lead());
+                    let _ = writeln!(out, "{}  • {}", lead(), plain_markup(item));
                 }
             }
             Block::Choices { choices, input } => {

@@ -24,7 +24,8 @@ const BUTTONS_PER_BLOCK: usize = 25;
 const FIELDS_PER_SECTION: usize = 10;
 
 /// `&`, `<` and `>` are Slack's control characters in mrkdwn. A reference to a Slack channel
-/// (`<#C123>`) stays a Slack channel link; one to a channel elsewhere shows its name.
+/// (`<#C123>`) stays a Slack channel link; one to a channel elsewhere shows its name. A link
+/// (`<https://…|label>`) becomes Slack's own link, its label shown.
 pub fn escape(text: &str) -> String {
     let control = |text: &str| {
         text.replace('&', "&amp;")
@@ -41,6 +42,7 @@ pub fn escape(text: &str) -> String {
             {
                 format!("<#{id}>")
             }
+            TextPiece::Link { url, label } => format!("<{}|{}>", control(url), control(label)),
             TextPiece::Channel(name) | TextPiece::Text(name) => control(name),
         })
         .collect()
@@ -337,6 +339,22 @@ mod tests {
         );
         assert_eq!(escape("<#C1|x> <@U1>"), "C1|x &lt;@U1&gt;");
         assert_eq!(escape("a <#C1"), "a &lt;#C1");
+    }
+
+    #[test]
+    fn links_become_slack_links_with_their_label() {
+        let text = format!(
+            "{} (flow) & more",
+            rf_core::effect::link(
+                "https://rf.example/auth/link?token=a.b#step-x",
+                "Printer & co"
+            )
+        );
+        assert_eq!(
+            escape(&text),
+            "<https://rf.example/auth/link?token=a.b#step-x|Printer &amp; co> (flow) &amp; more"
+        );
+        assert_eq!(escape("<javascript:x|y>"), "&lt;javascript:x|y&gt;");
     }
 
     #[test]

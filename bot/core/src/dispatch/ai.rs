@@ -9,7 +9,7 @@ use crate::ai::{
     AiError, AiPurpose, Citation, CitationKind, Copilot, FixChange, ResolvedSummary,
     SessionCluster, Tier, TurnOutcome, TurnReply, context::session_context,
 };
-use crate::effect::{Block, Effect, Message, Place};
+use crate::effect::{Block, Effect, Message, Place, link};
 use crate::engine::{fix_choices, note_message};
 use crate::flow::proposal::{NewFlowProposal, ProposalOrigin};
 use crate::flow::{FlowQuery, parse_flow_yaml};
@@ -751,7 +751,7 @@ fn turn_message(
                     .as_ref()
                     .map_or_else(String::new, |step| format!(", step \"{}\"", step.text));
                 match &c.url {
-                    Some(url) => format!("{} ({kind}{step}): {url}", c.title),
+                    Some(url) => format!("{} ({kind}{step})", link(url, &c.title)),
                     None => format!("{} ({kind}{step})", c.title),
                 }
             })
