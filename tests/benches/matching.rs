@@ -40,42 +40,21 @@ async fn bench(db: TestDb) {
         .await
         .unwrap();
     let cases = labelled();
-    let (mut top1, mut top3) = (0, 0);
-    let mut misses = Vec::new();
-    let mut times = Vec::new();
+    let mut score = Score::default();
     for (problem, expected) in &cases {
         let started = Instant::now();
         let hits = store
             .search_flows(account.id, &FlowQuery::from_problem(problem), 3)
             .await
             .unwrap();
-        times.push(started.elapsed());
         let slugs: Vec<&str> = hits.iter().map(|h| h.summary.slug.as_str()).collect();
-        if slugs.first() == Some(&expected.as_str()) {
-            top1 += 1;
-        }
-        if slugs.contains(&expected.as_str()) {
-            top3 += 1;
-        } else {
-            misses.push(format!(
-                "    {problem:?}: expected {expected}, got {slugs:?}"
-            ));
-        }
+        score.record(problem, expected, &slugs, started.elapsed());
     }
-    times.sort();
-    let median: Duration = times[times.len() / 2];
-    let n = cases.len() as f64;
-    println!(
-        "flow matching on {} ({} labelled problems): top-1 {:.1}% ({top1}), top-3 {:.1}% ({top3}), median search {:.2} ms",
+    score.print(&format!(
+        "flow matching on {} ({} labelled problems)",
         db.backend(),
-        cases.len(),
-        100.0 * top1 as f64 / n,
-        100.0 * top3 as f64 / n,
-        median.as_secs_f64() * 1e3
-    );
-    if !misses.is_empty() {
-        println!("  not in the top 3:\n{}", misses.join("\n"));
-    }
+        cases.len()
+    ));
     bench_retrieval(&db).await;
 }
 
@@ -134,9 +113,7 @@ async fn bench_retrieval(db: &TestDb) {
         ));
     }
     for (label, copilot) in variants {
-        let (mut top1, mut top3) = (0, 0);
-        let mut times = Vec::new();
-        let mut misses = Vec::new();
+        let mut score = Score::default();
         for ((problem, expected), session) in cases.iter().zip(&sessions) {
             let started = Instant::now();
             let found = retrieve(
@@ -148,35 +125,57 @@ async fn bench_retrieval(db: &TestDb) {
             )
             .await
             .unwrap();
-            times.push(started.elapsed());
+            let elapsed = started.elapsed();
             let slugs: Vec<&str> = found
                 .flows
                 .iter()
                 .take(3)
                 .map(|f| f.slug.as_str())
                 .collect();
-            if slugs.first() == Some(&expected.as_str()) {
-                top1 += 1;
-            }
-            if slugs.contains(&expected.as_str()) {
-                top3 += 1;
-            } else {
-                misses.push(format!(
-                    "    {problem:?}: expected {expected}, got {slugs:?}"
-                ));
-            }
+            score.record(problem, expected, &slugs, elapsed);
         }
-        times.sort();
-        let n = cases.len() as f64;
+        score.print(&format!("retrieval on {} ({label})", db.backend()));
+    }
+}
+
+/// Top-1 and top-3 hits, the misses and the time each search took.
+#[derive(Default)]
+struct Score {
+    top1: usize,
+    top3: usize,
+    misses: Vec<String>,
+    times: Vec<Duration>,
+}
+
+impl Score {
+    /// One labelled problem: the best three flows found for it, and how long that took.
+    fn record(&mut self, problem: &str, expected: &str, slugs: &[&str], took: Duration) {
+        self.times.push(took);
+        if slugs.first() == Some(&expected) {
+            self.top1 += 1;
+        }
+        if slugs.contains(&expected) {
+            self.top3 += 1;
+        } else {
+            self.misses.push(format!(
+                "    {problem:?}: expected {expected}, got {slugs:?}"
+            ));
+        }
+    }
+
+    fn print(mut self, label: &str) {
+        self.times.sort();
+        let n = self.times.len() as f64;
         println!(
-            "retrieval on {} ({label}): top-1 {:.1}% ({top1}), top-3 {:.1}% ({top3}), median {:.2} ms",
-            db.backend(),
-            100.0 * top1 as f64 / n,
-            100.0 * top3 as f64 / n,
-            times[times.len() / 2].as_secs_f64() * 1e3
+            "{label}: top-1 {:.1}% ({}), top-3 {:.1}% ({}), median {:.2} ms",
+            100.0 * self.top1 as f64 / n,
+            self.top1,
+            100.0 * self.top3 as f64 / n,
+            self.top3,
+            self.times[self.times.len() / 2].as_secs_f64() * 1e3
         );
-        if !misses.is_empty() {
-            println!("  not in the top 3:\n{}", misses.join("\n"));
+        if !self.misses.is_empty() {
+            println!("  not in the top 3:\n{}", self.misses.join("\n"));
         }
     }
 }

@@ -44,19 +44,13 @@ impl Dispatcher {
         let Some(copilot) = self.copilot.clone() else {
             return JobResult::Done;
         };
-        let session = match self.store.get_session(account, session).await {
-            Ok(session) => session,
-            Err(StoreError::NotFound { .. }) => return JobResult::Done,
-            Err(e) => return retry(e),
+        let (session, mut context) = match self.session_and_context(account, session).await {
+            Ok(loaded) => loaded,
+            Err(done) => return done,
         };
         if session.status.is_closed() {
             return JobResult::Done;
         }
-        let (mut context, _) =
-            match session_context(self.store.as_ref(), &self.redactor, &session).await {
-                Ok(context) => context,
-                Err(e) => return retry(e),
-            };
         if context.turns_so_far > 0 && context.latest.is_none() {
             // Everything said has been answered (a coalesced burst, or a retry).
             return JobResult::Done;
@@ -264,15 +258,10 @@ impl Dispatcher {
         if !handoff.is_open() {
             return JobResult::Done;
         }
-        let session = match self.store.get_session(account, handoff.session_id).await {
-            Ok(session) => session,
-            Err(e) => return retry(e),
+        let (session, context) = match self.session_and_context(account, handoff.session_id).await {
+            Ok(loaded) => loaded,
+            Err(done) => return done,
         };
-        let (context, _) =
-            match session_context(self.store.as_ref(), &self.redactor, &session).await {
-                Ok(context) => context,
-                Err(e) => return retry(e),
-            };
         match copilot.assess(&context).await {
             Ok((assessment, calls)) => {
                 let assessment = crate::handoff::Assessment {
@@ -332,16 +321,10 @@ impl Dispatcher {
         let Some(copilot) = self.copilot.clone() else {
             return JobResult::Done;
         };
-        let session = match self.store.get_session(account, session).await {
-            Ok(session) => session,
-            Err(StoreError::NotFound { .. }) => return JobResult::Done,
-            Err(e) => return retry(e),
+        let (session, context) = match self.session_and_context(account, session).await {
+            Ok(loaded) => loaded,
+            Err(done) => return done,
         };
-        let (context, _) =
-            match session_context(self.store.as_ref(), &self.redactor, &session).await {
-                Ok(context) => context,
-                Err(e) => return retry(e),
-            };
         let (calls, message) = match copilot.resolution_note(&context).await {
             Ok(note) => (note.calls.clone(), note_message(&self.redactor, &note)),
             Err(error) => (
@@ -374,6 +357,24 @@ impl Dispatcher {
         match result {
             Ok(()) => JobResult::Done,
             Err(e) => retry(e),
+        }
+    }
+
+    /// The session and what the copilot is told of it (redacted); `Err` holds how the job ends
+    /// when they cannot be read (done when the session is gone, else retried).
+    async fn session_and_context(
+        &self,
+        account: AccountId,
+        session: SessionId,
+    ) -> Result<(Session, crate::ai::SessionContext), JobResult> {
+        let session = match self.store.get_session(account, session).await {
+            Ok(session) => session,
+            Err(StoreError::NotFound { .. }) => return Err(JobResult::Done),
+            Err(e) => return Err(retry(e)),
+        };
+        match session_context(self.store.as_ref(), &self.redactor, &session).await {
+            Ok((context, _)) => Ok((session, context)),
+            Err(e) => Err(retry(e)),
         }
     }
 
