@@ -7,6 +7,7 @@ use crate::domain::{Platform, Role, User};
 use crate::effect::{Action, Choice, Message};
 use crate::escalation::{channel_key, parse_channel_key, summary_of, update_cards};
 use crate::handoff::{CardMood, Handoff, HandoffIntent, escalation_card, escalation_email};
+use crate::ids::{AccountId, SessionId};
 use crate::jobs::{Job, JobRecord, JobResult, NewJob, ThreadNotice};
 use crate::links::{LinkScope, LinkSigner, ShareLink};
 use crate::notify::{InboundHandler, Mailer, Notifiers, NotifyError};
@@ -15,7 +16,7 @@ use crate::outbox::{
 };
 use crate::ports::{ClaimPlan, Store, StoreError};
 use crate::redact::Redactor;
-use crate::session::StepKind;
+use crate::session::{NewStep, Session, SessionChange, StepKind};
 use crate::team::{LadderAction, TeamSettings};
 use crate::time::{Clock, human_duration};
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub struct Dispatcher {
     /// The copilot, when enabled.
     copilot: Option<Arc<dyn crate::ai::Copilot>>,
 }
+
+/// How many times a job's change is re-committed when the session changes under it.
+const COMMIT_ATTEMPTS: usize = 5;
 
 /// The error recorded on a delivery the platform rate-limited.
 const RATE_LIMITED: &str = "rate limited by the chat platform";
@@ -104,6 +108,55 @@ impl Dispatcher {
     pub fn with_links(mut self, signer: Arc<dyn LinkSigner>, ttl_millis: i64) -> Self {
         self.links = Some((signer, ttl_millis));
         self
+    }
+
+    /// Commits `step` and `jobs` to the session, reading it again when another writer got there
+    /// first.
+    pub(super) async fn commit_step(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        step: NewStep,
+        jobs: Vec<NewJob>,
+    ) -> Result<(), StoreError> {
+        let change = SessionChange {
+            jobs,
+            ..SessionChange::default()
+        }
+        .step(step);
+        for _ in 0..COMMIT_ATTEMPTS {
+            let current = self.store.get_session(account, session).await?;
+            match self
+                .store
+                .commit_session(
+                    account,
+                    session,
+                    current.lock_version,
+                    change.clone(),
+                    self.clock.now(),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict { what: "session" })
+    }
+
+    /// A job that says `message` in the session's thread.
+    pub(super) fn thread_reply(&self, session: &Session, message: Message) -> NewJob {
+        NewJob::now(
+            session.account_id,
+            Job::Perform {
+                effect: crate::effect::Effect::Reply {
+                    thread: session.thread.clone(),
+                    message,
+                },
+            },
+            self.clock.now(),
+        )
     }
 
     /// Runs one job.

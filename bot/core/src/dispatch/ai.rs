@@ -3,7 +3,7 @@
 //! the failure is recorded on the timeline (with what each call cost) and the thread is told
 //! briefly; everything the technician typed is already saved.
 
-use super::{Dispatcher, retry};
+use super::{COMMIT_ATTEMPTS, Dispatcher, retry};
 use crate::ai::retrieve::retrieve;
 use crate::ai::{
     AiError, AiPurpose, Citation, CitationKind, Copilot, FixChange, ResolvedSummary,
@@ -23,8 +23,6 @@ use crate::session::{
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// How many times a turn's result is re-committed when the session changes under it.
-const COMMIT_ATTEMPTS: usize = 5;
 /// How many of each kind of retrieved item a turn cites.
 const CITED: usize = 3;
 /// The fewest resolved sessions that make a flywheel cluster.
@@ -182,16 +180,7 @@ impl Dispatcher {
             let offline = outcome.calls.iter().all(|c| c.tier == Tier::Offline);
             if reply.is_some() || !offline {
                 let message = turn_message(&session, &outcome, reply.as_ref(), fix_id, &citations);
-                change.jobs.push(NewJob::now(
-                    account,
-                    Job::Perform {
-                        effect: Effect::Reply {
-                            thread: session.thread.clone(),
-                            message,
-                        },
-                    },
-                    self.clock.now(),
-                ));
+                change.jobs.push(self.thread_reply(&session, message));
             }
             let change = change.step(NewStep::bot(StepKind::AiTurn {
                 reply,
@@ -334,16 +323,7 @@ impl Dispatcher {
                 )),
             ),
         };
-        let reply = NewJob::now(
-            account,
-            Job::Perform {
-                effect: Effect::Reply {
-                    thread: session.thread.clone(),
-                    message,
-                },
-            },
-            self.clock.now(),
-        );
+        let reply = self.thread_reply(&session, message);
         let result = if calls.is_empty() {
             self.store.enqueue(vec![reply], self.clock.now()).await
         } else {
@@ -376,41 +356,6 @@ impl Dispatcher {
             Ok((context, _)) => Ok((session, context)),
             Err(e) => Err(retry(e)),
         }
-    }
-
-    /// Commits `step` and `jobs` to the session, reading it again when another writer got there
-    /// first.
-    async fn commit_step(
-        &self,
-        account: AccountId,
-        session: SessionId,
-        step: NewStep,
-        jobs: Vec<NewJob>,
-    ) -> Result<(), StoreError> {
-        let change = SessionChange {
-            jobs,
-            ..SessionChange::default()
-        }
-        .step(step);
-        for _ in 0..COMMIT_ATTEMPTS {
-            let current = self.store.get_session(account, session).await?;
-            match self
-                .store
-                .commit_session(
-                    account,
-                    session,
-                    current.lock_version,
-                    change.clone(),
-                    self.clock.now(),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Conflict { what: "session" })
     }
 
     pub(super) async fn flow_build(

@@ -3,15 +3,12 @@
 //! thread is told once that the note is waiting, and again when it lands or why it could not.
 
 use super::{Dispatcher, retry};
-use crate::effect::{Block, Effect, Message};
+use crate::effect::{Block, Message};
 use crate::ids::AccountId;
-use crate::jobs::{Job, JobRecord, JobResult, NewJob};
+use crate::jobs::{JobRecord, JobResult};
 use crate::ports::StoreError;
 use crate::psa::{NoteOutcome, NoteStatus, Provider, PsaError, Ticket};
-use crate::session::{NewStep, Session, SessionChange, StepKind};
-
-/// How many times a ticket pull is re-decided when the session changes under it.
-const COMMIT_ATTEMPTS: usize = 5;
+use crate::session::{NewStep, Session, StepKind};
 
 impl Dispatcher {
     pub(super) async fn psa_ticket(
@@ -54,52 +51,22 @@ impl Dispatcher {
     async fn record_ticket(
         &self,
         account: AccountId,
-        mut session: Session,
+        session: Session,
         details: Ticket,
         provider: Provider,
     ) -> JobResult {
         let details = self.redact_ticket(details);
-        for _ in 0..COMMIT_ATTEMPTS {
-            let reply = Effect::Reply {
-                thread: session.thread.clone(),
-                message: ticket_message(&details, provider),
-            };
-            let change = SessionChange {
-                jobs: vec![NewJob::now(
-                    account,
-                    Job::Perform { effect: reply },
-                    self.clock.now(),
-                )],
-                ..SessionChange::default()
-            }
-            .step(NewStep::bot(StepKind::TicketPulled {
-                ticket: details.clone(),
-                provider,
-            }));
-            match self
-                .store
-                .commit_session(
-                    account,
-                    session.id,
-                    session.lock_version,
-                    change,
-                    self.clock.now(),
-                )
-                .await
-            {
-                Ok(_) => return JobResult::Done,
-                Err(StoreError::Conflict { .. }) => {
-                    session = match self.store.get_session(account, session.id).await {
-                        Ok(session) => session,
-                        Err(e) => return retry(e),
-                    };
-                }
-                Err(e) => return retry(e),
-            }
-        }
-        JobResult::Retry {
-            error: "the session kept changing while the ticket was recorded".to_owned(),
-            after: None,
+        let reply = self.thread_reply(&session, ticket_message(&details, provider));
+        let step = NewStep::bot(StepKind::TicketPulled {
+            ticket: details,
+            provider,
+        });
+        match self
+            .commit_step(account, session.id, step, vec![reply])
+            .await
+        {
+            Ok(()) => JobResult::Done,
+            Err(e) => retry(e),
         }
     }
 
@@ -136,27 +103,13 @@ impl Dispatcher {
         let text = format!(
             "I couldn't pull ticket #{ticket} from {psa}: {error}. The session goes on; the ticket stays linked for the note."
         );
-        self.tell(job.account_id, session, text).await
+        self.tell(session, text).await
     }
 
     /// Queues a message for the session's thread.
-    async fn tell(&self, account: AccountId, session: &Session, text: String) -> JobResult {
-        let effect = Effect::Reply {
-            thread: session.thread.clone(),
-            message: Message::text(text),
-        };
-        match self
-            .store
-            .enqueue(
-                vec![NewJob::now(
-                    account,
-                    Job::Perform { effect },
-                    self.clock.now(),
-                )],
-                self.clock.now(),
-            )
-            .await
-        {
+    async fn tell(&self, session: &Session, text: String) -> JobResult {
+        let reply = self.thread_reply(session, Message::text(text));
+        match self.store.enqueue(vec![reply], self.clock.now()).await {
             Ok(()) => JobResult::Done,
             Err(e) => retry(e),
         }
@@ -222,9 +175,7 @@ impl Dispatcher {
                         "{psa} is not answering ({e}). The note for ticket #{} is queued and will be posted as soon as it is back; nothing is lost.",
                         note.ticket
                     );
-                    if let JobResult::Retry { error, after } =
-                        self.tell(account, &session, text).await
-                    {
+                    if let JobResult::Retry { error, after } = self.tell(&session, text).await {
                         return JobResult::Retry { error, after };
                     }
                 }
@@ -263,12 +214,8 @@ impl Dispatcher {
         outcome: NoteOutcome,
         text: String,
     ) -> JobResult {
-        let effect = Effect::Reply {
-            thread: session.thread.clone(),
-            message: Message::text(text),
-        };
         let now = self.clock.now();
-        let tell = NewJob::now(session.account_id, Job::Perform { effect }, now);
+        let tell = self.thread_reply(session, Message::text(text));
         match self
             .store
             .finish_psa_note(session.account_id, note.id, &outcome, &[tell], now)
