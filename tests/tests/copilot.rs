@@ -75,6 +75,13 @@ async fn with_anthropic(db: &TestDb) -> (FakeAnthropic, ManualClock, TestApp) {
     (fake, clock, app)
 }
 
+/// The model's four-section note about Zorbix, with what was confirmed and how it was resolved.
+fn note(confirmed: &str, resolution: &str) -> Reply {
+    Reply::Text(format!(
+        "## Problem\nZorbix dies at launch.\n\n## What we confirmed\n- {confirmed}\n\n## Root cause\nBroken VC++ runtime.\n\n## Resolution\n{resolution}"
+    ))
+}
+
 fn turn(value: serde_json::Value) -> Reply {
     Reply::Text(value.to_string())
 }
@@ -277,8 +284,9 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
     assert!(calls.iter().all(|c| c.cost_micros > 0));
 
     // The resolution note: one model call; unchanged state → served from the cache, no request.
-    fake.push(Reply::Text(
-        "## Problem\nZorbix dies at launch.\n\n## What we confirmed\n- Event 1000 names vcruntime140.dll\n\n## Root cause\nBroken VC++ runtime.\n\n## Resolution\nRepaired the runtime.".to_owned(),
+    fake.push(note(
+        "Event 1000 names vcruntime140.dll",
+        "Repaired the runtime.",
     ));
     let before = fake.requests().len();
     let out = tech.say("preview").await;
@@ -304,16 +312,15 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
         "an unchanged session costs no call"
     );
     // Any change regenerates it.
-    fake.push(Reply::Text(
-        "## Problem\nZorbix dies at launch.\n\n## What we confirmed\n- The runtime repair worked\n\n## Root cause\nBroken VC++ runtime.\n\n## Resolution\nRepaired.".to_owned(),
-    ));
+    fake.push(note("The runtime repair worked", "Repaired."));
     tech.say("fact The runtime repair worked").await;
     let out = tech.say("preview").await;
     assert!(out.contains("The runtime repair worked"), "{out}");
     assert_eq!(fake.requests().len(), before + 2);
     // After resolving, the note is written once more, for the resolved session.
-    fake.push(Reply::Text(
-        "## Problem\nZorbix dies at launch.\n\n## What we confirmed\n- The runtime repair worked\n\n## Root cause\nBroken VC++ runtime.\n\n## Resolution\nRepaired the runtime; Zorbix starts.".to_owned(),
+    fake.push(note(
+        "The runtime repair worked",
+        "Repaired the runtime; Zorbix starts.",
     ));
     tech.say("resolve Repaired the runtime").await;
     let out = tech.say("preview").await;

@@ -1193,6 +1193,18 @@ async fn socket_mode_receives_the_same_requests_and_acknowledges_them() {
     assert_eq!(replies, 1);
 }
 
+/// Waits for the bot to say something containing `text` in `thread`.
+async fn said(fake: &FakeSlack, thread: &str, text: &str) -> Call {
+    fake.wait_for(
+        "chat.postMessage",
+        1,
+        |c| c.body["thread_ts"] == thread && c.text().contains(text),
+        WAIT,
+    )
+    .await
+    .remove(0)
+}
+
 /// Waits until the fake model has been asked `count` times (it records a call as it arrives).
 async fn asked_at_least(ai: &rf_tests::llm::FakeAnthropic, count: usize) {
     let started = Instant::now();
@@ -1297,15 +1309,7 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
     asked_at_least(&ai, 1).await;
     let b = open_session(&slack, "vpn will not connect from home", "t-2").await;
     let thread_b = b.body["thread_ts"].as_str().unwrap().to_owned();
-    let reply_a = fake
-        .wait_for(
-            "chat.postMessage",
-            1,
-            |c| c.body["thread_ts"] == thread_a.as_str() && c.text().contains("Copilot"),
-            WAIT,
-        )
-        .await
-        .remove(0);
+    let reply_a = said(fake, &thread_a, "Copilot").await;
     assert!(
         b.at < reply_a.at,
         "session B was answered before the slow model answered A"
@@ -1347,13 +1351,7 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
             .status(),
         200
     );
-    fake.wait_for(
-        "chat.postMessage",
-        1,
-        |c| c.body["thread_ts"] == thread_a.as_str() && c.text().contains("is applying the fix"),
-        WAIT,
-    )
-    .await;
+    said(fake, &thread_a, "is applying the fix").await;
 
     // The resolution note needs the model: the thread hears it is being written, and session B
     // is not held up meanwhile.
@@ -1372,16 +1370,7 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
         "preview",
     ))
     .await;
-    fake.wait_for(
-        "chat.postMessage",
-        1,
-        |c| {
-            c.body["thread_ts"] == thread_a.as_str()
-                && c.text().contains("Writing the resolution note")
-        },
-        WAIT,
-    )
-    .await;
+    said(fake, &thread_a, "Writing the resolution note").await;
     asked_at_least(&ai, asked + 1).await;
     send.event(&typed(
         "EvB1",
@@ -1391,24 +1380,8 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
         "fact the user is on the 5G hotspot",
     ))
     .await;
-    let fact_b = fake
-        .wait_for(
-            "chat.postMessage",
-            1,
-            |c| c.body["thread_ts"] == thread_b.as_str() && c.text().contains("Fact recorded"),
-            WAIT,
-        )
-        .await
-        .remove(0);
-    let note = fake
-        .wait_for(
-            "chat.postMessage",
-            1,
-            |c| c.body["thread_ts"] == thread_a.as_str() && c.text().contains("## Root cause"),
-            WAIT,
-        )
-        .await
-        .remove(0);
+    let fact_b = said(fake, &thread_b, "Fact recorded").await;
+    let note = said(fake, &thread_a, "## Root cause").await;
     assert!(
         fact_b.at < note.at,
         "B's fact was recorded while A's note was being written"
@@ -1424,17 +1397,7 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
         "preview",
     ))
     .await;
-    let again = fake
-        .wait_for(
-            "chat.postMessage",
-            1,
-            |c| {
-                c.body["thread_ts"] == thread_a.as_str() && c.text().contains("no AI call was made")
-            },
-            WAIT,
-        )
-        .await
-        .remove(0);
+    let again = said(fake, &thread_a, "no AI call was made").await;
     assert!(again.text().contains("## Root cause"), "{}", again.text());
     assert_eq!(
         ai.requests().len(),
