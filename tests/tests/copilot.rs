@@ -225,6 +225,19 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
     let out = tech.say("yes done").await;
     assert!(out.contains("Start the Zorbix service"), "{out}");
 
+    // An unsure fast answer is asked again of the deep model, whose answer is the one shown.
+    fake.push(turn(json!({
+        "message": "Maybe it is the service.", "questions": [], "actions": [], "facts": [],
+        "suggested_fix": null, "confidence": 20
+    })));
+    fake.push(turn(json!({
+        "message": "The service account cannot log on: check event 7000.", "questions": [],
+        "actions": [], "facts": [], "suggested_fix": null, "confidence": 75
+    })));
+    let out = tech.say("no").await;
+    assert!(out.contains("check event 7000"), "{out}");
+    assert!(!out.contains("Maybe it is the service."), "{out}");
+
     // Garbage from the fast model: the deep model is asked; garbage from both leaves the session
     // working and the thread told.
     fake.push(Reply::Text("I think maybe {not json".to_owned()));
@@ -253,9 +266,10 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
             (Tier::Deep, vec![DEEP.to_owned()], true),
             (Tier::Fast, vec![FAST.to_owned()], true),
             (Tier::Deep, vec![FAST.to_owned(), DEEP.to_owned()], true),
+            (Tier::Deep, vec![FAST.to_owned(), DEEP.to_owned()], true),
             (Tier::Deep, vec![DEEP.to_owned()], false),
         ],
-        "deep for discovery and questions, fast for confirmations, deep when the fast one fails"
+        "deep for discovery and questions, fast for confirmations, deep when the fast one is unsure or fails"
     );
     // Each call records tokens, latency and an estimated cost.
     let timeline = app
@@ -276,6 +290,11 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
         calls
             .iter()
             .all(|c| c.input_tokens > 0 && c.output_tokens > 0)
+    );
+    assert!(
+        calls.iter().any(|c| c.tier == Tier::Fast
+            && c.problem.as_deref() == Some("low confidence (20%): asked the deep model")),
+        "why the fast answer was not used is on the record"
     );
     assert!(
         calls.iter().any(|c| c.cached_tokens > 0),
