@@ -63,16 +63,21 @@ impl Tech {
 async fn with_anthropic(db: &TestDb) -> (FakeAnthropic, ManualClock, TestApp) {
     let fake = FakeAnthropic::start(KEY).await;
     let clock = clock();
+    let app = on_anthropic(db, &fake, &clock).await;
+    (fake, clock, app)
+}
+
+/// An app (a replica, when the database already has one) with the copilot on `fake`.
+async fn on_anthropic(db: &TestDb, fake: &FakeAnthropic, clock: &ManualClock) -> TestApp {
     let url = fake.url();
-    let app = TestApp::start_with(db, Arc::new(clock.clone()), |config| {
+    TestApp::start_with(db, Arc::new(clock.clone()), |config| {
         config.ai.provider = "anthropic".to_owned();
         config.ai.base_url = url;
         config.ai.api_key = Some(KEY.into());
         config.ai.fast_model = FAST.to_owned();
         config.ai.deep_model = DEEP.to_owned();
     })
-    .await;
-    (fake, clock, app)
+    .await
 }
 
 /// The model's four-section note about Zorbix, with what was confirmed and how it was resolved.
@@ -330,6 +335,26 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
         before + 1,
         "an unchanged session costs no call"
     );
+    // Another replica (or this one after a restart) finds the note on the timeline.
+    let replica = on_anthropic(&db, &fake, &tech.clock).await;
+    let jane = replica.person("Jane", Role::Engineer).await;
+    let effects = replica
+        .app
+        .engine
+        .press(
+            &jane,
+            &rf_core::effect::Place::from(&s.thread),
+            rf_core::effect::Action::NotePreview { session: s.id },
+            None,
+        )
+        .await
+        .unwrap();
+    let shown = format!("{effects:?}");
+    assert!(
+        shown.contains("no AI call was made") && shown.contains("## Root cause"),
+        "{shown}"
+    );
+    assert_eq!(fake.requests().len(), before + 1, "no replica pays twice");
     // Any change regenerates it.
     fake.push(note("The runtime repair worked", "Repaired."));
     tech.say("fact The runtime repair worked").await;
@@ -778,7 +803,7 @@ async fn other_calls(app: &TestApp, session: &Session) -> Vec<(AiPurpose, Vec<St
         .unwrap()
         .into_iter()
         .filter_map(|step| match step.kind {
-            StepKind::AiCalls { purpose, calls } => {
+            StepKind::AiCalls { purpose, calls, .. } => {
                 Some((purpose, calls.iter().map(|c| c.model.clone()).collect()))
             }
             _ => None,

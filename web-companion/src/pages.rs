@@ -224,7 +224,7 @@ pub(crate) async fn session(
     for step in &timeline {
         let (purpose, calls) = match &step.kind {
             rf_core::session::StepKind::AiTurn { calls, .. } => ("turn", calls),
-            rf_core::session::StepKind::AiCalls { purpose, calls } => (
+            rf_core::session::StepKind::AiCalls { purpose, calls, .. } => (
                 match purpose {
                     rf_core::ai::AiPurpose::ResolutionNote => "resolution note",
                     rf_core::ai::AiPurpose::Assessment => "escalation assessment",

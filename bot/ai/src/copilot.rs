@@ -454,7 +454,10 @@ impl Copilot for ModelCopilot {
     }
 
     fn note_at_hand(&self, context: &SessionContext) -> Option<NoteOutcome> {
-        let markdown = self.notes.get(&note_key(context)?)?;
+        let markdown = context
+            .written_note
+            .clone()
+            .or_else(|| self.notes.get(&note_key(context)?))?;
         Some(NoteOutcome {
             markdown,
             calls: Vec::new(),

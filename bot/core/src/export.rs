@@ -187,7 +187,7 @@ pub fn describe_step(step: &TimelineStep) -> StepLine {
                 (None, None) => format!("Copilot ({model}) had nothing to add"),
             }
         }
-        StepKind::AiCalls { purpose, calls } => {
+        StepKind::AiCalls { purpose, calls, .. } => {
             prompt = true;
             let models: Vec<&str> = calls.iter().map(|c| c.model.as_str()).collect();
             format!(

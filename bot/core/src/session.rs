@@ -211,6 +211,9 @@ pub enum StepKind {
     AiCalls {
         purpose: crate::ai::AiPurpose,
         calls: Vec<crate::ai::ModelCall>,
+        /// The resolution note the calls wrote, when they did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<crate::ai::WrittenNote>,
     },
 }
 

@@ -61,6 +61,13 @@ pub async fn session_context(
         .rev()
         .find(|f| f.is_active())
         .map(|f| redact_fix(redactor, &f.proposal));
+    // The note a model wrote for the session as it is now: no need to ask again.
+    let written_note = timeline.iter().rev().find_map(|step| match &step.kind {
+        StepKind::AiCalls {
+            note: Some(note), ..
+        } if note.state_version == session.state_version => Some(note.markdown.clone()),
+        _ => None,
+    });
     let context = SessionContext {
         account_id: Some(account),
         session_id: Some(session.id),
@@ -75,6 +82,7 @@ pub async fn session_context(
         turns_so_far,
         state_version: session.state_version,
         resolution: session.resolution.as_deref().map(redact),
+        written_note,
     };
     Ok((context, timeline))
 }

@@ -216,6 +216,17 @@ pub struct SessionContext {
     /// The resolution summary, once resolved.
     #[serde(default)]
     pub resolution: Option<String>,
+    /// The resolution note a model already wrote at this `state_version` (recorded on the
+    /// timeline, so every replica and every restart finds it). Not shown to the model.
+    #[serde(skip)]
+    pub written_note: Option<String>,
+}
+
+/// A resolution note as a model wrote it, for the session's state at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenNote {
+    pub state_version: i64,
+    pub markdown: String,
 }
 
 /// What a turn produced: the reply (none when every attempt was unreadable) and every call made.

@@ -279,6 +279,7 @@ impl Dispatcher {
                 let step = NewStep::bot(StepKind::AiCalls {
                     purpose: AiPurpose::Assessment,
                     calls,
+                    note: None,
                 });
                 if let Err(error) = self
                     .commit_step(account, session.id, step, Vec::new())
@@ -314,10 +315,27 @@ impl Dispatcher {
             Ok(loaded) => loaded,
             Err(done) => return done,
         };
-        let (calls, message) = match copilot.resolution_note(&context).await {
-            Ok(note) => (note.calls.clone(), note_message(&self.redactor, &note)),
+        let (calls, written, message) = match copilot.resolution_note(&context).await {
+            Ok(note) => {
+                // The model's own note is kept with the state it describes (a fallback written
+                // offline after a failed call is not).
+                let written = note
+                    .calls
+                    .last()
+                    .is_some_and(|call| call.problem.is_none())
+                    .then(|| crate::ai::WrittenNote {
+                        state_version: context.state_version,
+                        markdown: note.markdown.clone(),
+                    });
+                (
+                    note.calls.clone(),
+                    written,
+                    note_message(&self.redactor, &note),
+                )
+            }
             Err(error) => (
                 Vec::new(),
+                None,
                 Message::text(format!(
                     "I couldn't write the resolution note: {error}. Nothing is lost; `export md` still gives the full timeline."
                 )),
@@ -330,6 +348,7 @@ impl Dispatcher {
             let step = NewStep::bot(StepKind::AiCalls {
                 purpose: AiPurpose::ResolutionNote,
                 calls,
+                note: written,
             });
             self.commit_step(account, session.id, step, vec![reply])
                 .await
