@@ -1061,7 +1061,14 @@ async fn a_slack_outage_is_retried_and_oversized_bodies_are_refused() {
         )
         .await;
     match sent {
-        Ok(r) => assert_eq!(r.status(), 413),
+        Ok(r) => {
+            assert_eq!(r.status(), 413);
+            assert_eq!(
+                r.headers()["connection"],
+                "close",
+                "a client must not send its next request on this connection"
+            );
+        }
         Err(e) => assert!(hung_up(&e), "{e:?}"),
     }
     let r = slack

@@ -322,6 +322,7 @@ impl App {
         router
             .route("/metrics", prometheus)
             .layer(RequestBodyLimitLayer::new(self.config.http.max_body_bytes))
+            .layer(axum::middleware::map_response(close_after_refusing_a_body))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
                 Duration::from_secs(self.config.http.request_timeout_seconds),
@@ -374,4 +375,19 @@ async fn prometheus(
         body,
     )
         .into_response()
+}
+
+/// A body refused as too large is not read to its end, so the connection cannot carry another
+/// request: say so (`Connection: close`), or a client that pools connections may send its next
+/// request on one the server is closing.
+async fn close_after_refusing_a_body(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
