@@ -1272,7 +1272,7 @@ async fn the_copilot_answers_in_slack_threads_and_a_slow_model_holds_up_nobody_e
     ])
     .await;
     let (fake, send) = (&slack.fake, &slack.send);
-    let stall = Duration::from_secs(4);
+    let stall = Duration::from_secs(6);
 
     // Session A: the model takes its time over the first thing Jane types.
     let a = open_session(&slack, "printer on floor 2 prints blank pages", "t-1").await;
