@@ -169,6 +169,21 @@ async fn a_parked_session_is_resumed_by_a_teammate() {
 }
 
 #[tokio::test]
+async fn a_new_console_picks_up_an_earlier_runs_thread_by_its_number() {
+    let (_db, app, clock) = start().await;
+    let mut first = Script::new(&app, clock.clone(), "Jane", Role::Engineer).await;
+    first.say("/rf vpn won't connect").await;
+    // A console started later (a restart) knows the thread by the number /threads would show.
+    let mut later = Script::new(&app, clock, "Jane", Role::Engineer).await;
+    let out = later.say("/thread 1").await;
+    assert!(out.contains("Now in thread 1: vpn won't connect"), "{out}");
+    let out = later.say("fact the user is on hotel Wi-Fi").await;
+    assert!(out.contains("Fact recorded"), "{out}");
+    let out = later.say("/thread 2").await;
+    assert!(out.contains("There is no thread 2"), "{out}");
+}
+
+#[tokio::test]
 async fn viewers_watch_but_cannot_act() {
     let (_db, app, clock) = start().await;
     let mut tech = Script::new(&app, clock, "Jane", Role::Engineer).await;

@@ -172,14 +172,17 @@ impl Offline {
             let _ = writeln!(note, "- {line}");
         }
         let _ = writeln!(note, "\n## Root cause");
-        match &context.active_fix {
-            Some(fix) if !fix.rationale.is_empty() => {
+        match (&context.active_fix, &context.solution) {
+            (Some(fix), _) if !fix.rationale.is_empty() => {
                 let _ = writeln!(note, "{} (likely; {})", fix.title, fix.rationale);
             }
-            Some(fix) => {
+            (Some(fix), _) => {
                 let _ = writeln!(note, "{} (likely, not confirmed)", fix.title);
             }
-            None => {
+            (None, Some(solution)) => {
+                let _ = writeln!(note, "{solution} (where the flow led)");
+            }
+            (None, None) => {
                 let _ = writeln!(note, "Not confirmed.");
             }
         }
@@ -491,5 +494,26 @@ mod tests {
         assert!(note.contains("Drops at exactly 60 minutes"));
         assert!(note.contains("Raise the IKE SA lifetime"));
         assert!(!note.contains("Not confirmed."));
+    }
+
+    #[test]
+    fn a_flow_that_led_to_a_solution_names_it_as_the_cause() {
+        let context = SessionContext {
+            problem: "Printer shows offline".to_owned(),
+            solution: Some("Spooler restarted: the queue was stuck".to_owned()),
+            resolution: Some("Restarted the spooler".to_owned()),
+            ..SessionContext::default()
+        };
+        let note = Offline::note(&context);
+        assert!(
+            note.contains(
+                "## Root cause\nSpooler restarted: the queue was stuck (where the flow led)"
+            ),
+            "{note}"
+        );
+        assert!(
+            note.contains("## Resolution\nRestarted the spooler"),
+            "{note}"
+        );
     }
 }

@@ -248,7 +248,7 @@ impl Console {
             "/as" => self.switch_actor(rest, out).await,
             "/channel" => self.switch_channel(rest, out),
             "/threads" => self.list_threads(out).await,
-            "/thread" => self.switch_thread(rest, out),
+            "/thread" => self.switch_thread(rest, out).await,
             COMMAND => self.rf(rest, out).await,
             _ if word.starts_with('/') => Err(format!("Unknown command {word}. Type /help.")),
             _ => self.text(line, out).await,
@@ -329,6 +329,25 @@ impl Console {
     }
 
     async fn list_threads(&mut self, out: &mut String) -> Result<(), String> {
+        self.load_threads().await?;
+        if self.threads.is_empty() {
+            let _ = writeln!(out, "No sessions yet. Start one: /rf <problem>");
+        }
+        for (i, thread) in self.threads.iter().enumerate() {
+            let marker = if Some(i) == self.current { "*" } else { " " };
+            let _ = writeln!(
+                out,
+                "{marker} {}. {} {}",
+                i + 1,
+                thread.key.channel,
+                thread.title
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds the console's sessions in the database (earlier runs too) to the threads known here.
+    async fn load_threads(&mut self) -> Result<(), String> {
         let sessions = self
             .engine
             .store()
@@ -351,26 +370,17 @@ impl Console {
                 });
             }
         }
-        if self.threads.is_empty() {
-            let _ = writeln!(out, "No sessions yet. Start one: /rf <problem>");
-        }
-        for (i, thread) in self.threads.iter().enumerate() {
-            let marker = if Some(i) == self.current { "*" } else { " " };
-            let _ = writeln!(
-                out,
-                "{marker} {}. {} {}",
-                i + 1,
-                thread.key.channel,
-                thread.title
-            );
-        }
         Ok(())
     }
 
-    fn switch_thread(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
+    async fn switch_thread(&mut self, rest: &str, out: &mut String) -> Result<(), String> {
         let n: usize = rest
             .parse()
             .map_err(|_| "Usage: /thread <number> (see /threads)".to_owned())?;
+        if n > self.threads.len() {
+            // Numbers are those /threads shows, sessions of earlier runs included.
+            self.load_threads().await?;
+        }
         if n == 0 || n > self.threads.len() {
             return Err(format!("There is no thread {n}; /threads lists them."));
         }

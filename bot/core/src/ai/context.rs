@@ -61,6 +61,18 @@ pub async fn session_context(
         .rev()
         .find(|f| f.is_active())
         .map(|f| redact_fix(redactor, &f.proposal));
+    // Where the flow ended, unless that did not fix it.
+    let solution = timeline
+        .iter()
+        .rev()
+        .find_map(|step| match &step.kind {
+            StepKind::SolutionRejected { .. } => Some(None),
+            StepKind::SolutionReached { title, text, .. } => {
+                Some(Some(redact(&format!("{title}: {text}"))))
+            }
+            _ => None,
+        })
+        .flatten();
     // The note a model wrote for the session as it is now: no need to ask again.
     let written_note = timeline.iter().rev().find_map(|step| match &step.kind {
         StepKind::AiCalls {
@@ -82,6 +94,7 @@ pub async fn session_context(
         turns_so_far,
         state_version: session.state_version,
         resolution: session.resolution.as_deref().map(redact),
+        solution,
         written_note,
     };
     Ok((context, timeline))

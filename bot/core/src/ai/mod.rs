@@ -216,6 +216,10 @@ pub struct SessionContext {
     /// The resolution summary, once resolved.
     #[serde(default)]
     pub resolution: Option<String>,
+    /// The solution the flow arrived at (its title and text), unless the technician said it did
+    /// not fix it.
+    #[serde(default)]
+    pub solution: Option<String>,
     /// The resolution note a model already wrote at this `state_version` (recorded on the
     /// timeline, so every replica and every restart finds it). Not shown to the model.
     #[serde(skip)]
