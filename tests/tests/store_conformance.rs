@@ -663,12 +663,14 @@ async fn a_lane_runs_one_job_at_a_time_and_live_leases_are_never_taken_over() {
         .await
         .unwrap();
     // The first job outlives its lease, but its worker renews it: nobody takes it over.
+    let ids: Vec<uuid::Uuid> = first.iter().chain(&other).map(|j| j.id).collect();
     assert_eq!(
         store
-            .renew_job_leases("w1", T0.plus_millis(5_000), T0.plus_millis(900))
+            .renew_job_leases("w1", &ids, T0.plus_millis(5_000), T0.plus_millis(900))
             .await
             .unwrap(),
-        1
+        1,
+        "only the jobs w1 still runs (the other is w2's and done)"
     );
     assert!(
         store

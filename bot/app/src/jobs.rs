@@ -121,12 +121,17 @@ impl Worker {
         count
     }
 
-    /// Keeps the leases of the jobs this worker is running alive.
-    async fn renew_leases(&self) {
+    /// Keeps the leases of the jobs this worker is running alive (only those: a job whose task
+    /// died is left to its lease, and retried when that runs out).
+    async fn renew_leases(&self, running: &HashMap<tokio::task::Id, Vec<uuid::Uuid>>) {
+        let jobs: Vec<uuid::Uuid> = running.values().flatten().copied().collect();
+        if jobs.is_empty() {
+            return;
+        }
         let now = self.clock.now();
         if let Err(e) = self
             .store
-            .renew_job_leases(&self.id, now.plus_millis(self.lease_millis), now)
+            .renew_job_leases(&self.id, &jobs, now.plus_millis(self.lease_millis), now)
             .await
         {
             tracing::warn!(error = %e, "could not renew the leases of running jobs");
@@ -201,45 +206,44 @@ impl Worker {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut running: JoinSet<usize> = JoinSet::new();
-        let mut sizes: HashMap<tokio::task::Id, usize> = HashMap::new();
-        let mut in_flight = 0usize;
+        // What each lane task is running, by task.
+        let mut lanes: HashMap<tokio::task::Id, Vec<uuid::Uuid>> = HashMap::new();
         let mut renew = tokio::time::interval(self.renew_every());
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.purge().await;
-            while in_flight < CONCURRENCY {
+            loop {
+                let in_flight: usize = lanes.values().map(Vec::len).sum();
+                if in_flight >= CONCURRENCY {
+                    break;
+                }
                 let jobs = self.claim(CONCURRENCY - in_flight).await;
                 if jobs.is_empty() {
                     break;
                 }
-                in_flight += jobs.len();
                 for queue in by_lane(jobs) {
-                    let size = queue.len();
+                    let ids = queue.iter().map(|job| job.id).collect();
                     let task = running.spawn(self.clone().run_lane(queue));
-                    sizes.insert(task.id(), size);
+                    lanes.insert(task.id(), ids);
                 }
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(done) = running.join_next_with_id() => {
-                    in_flight -= finished(&mut sizes, done);
-                }
+                Some(done) = running.join_next_with_id() => finished(&mut lanes, done),
                 () = self.wake.notified() => {},
                 () = tokio::time::sleep(self.poll) => {},
-                _ = renew.tick(), if !running.is_empty() => self.renew_leases().await,
+                _ = renew.tick(), if !running.is_empty() => self.renew_leases(&lanes).await,
             }
         }
         let drain = tokio::time::sleep(DRAIN_LIMIT);
         tokio::pin!(drain);
         while !running.is_empty() {
             tokio::select! {
-                Some(done) = running.join_next_with_id() => {
-                    finished(&mut sizes, done);
-                }
-                _ = renew.tick() => self.renew_leases().await,
+                Some(done) = running.join_next_with_id() => finished(&mut lanes, done),
+                _ = renew.tick() => self.renew_leases(&lanes).await,
                 () = &mut drain => {
                     tracing::warn!(
-                        jobs = sizes.values().sum::<usize>(),
+                        jobs = lanes.values().map(Vec::len).sum::<usize>(),
                         "jobs still running at shutdown; another worker retries them when their lease runs out"
                     );
                     running.abort_all();
@@ -269,12 +273,12 @@ fn by_lane(jobs: Vec<JobRecord>) -> Vec<Vec<JobRecord>> {
     lanes.into_iter().map(|(_, queue)| queue).collect()
 }
 
-/// How many jobs a finished lane task held (a task that panicked is logged; its jobs' leases run
-/// out and they are retried).
+/// Forgets a finished lane task. One that panicked is logged; the jobs it had not finished keep
+/// their leases, which are no longer renewed, so they are retried once those run out.
 fn finished(
-    sizes: &mut HashMap<tokio::task::Id, usize>,
+    lanes: &mut HashMap<tokio::task::Id, Vec<uuid::Uuid>>,
     done: Result<(tokio::task::Id, usize), tokio::task::JoinError>,
-) -> usize {
+) {
     let id = match &done {
         Ok((id, _)) => *id,
         Err(error) => {
@@ -284,7 +288,7 @@ fn finished(
             error.id()
         }
     };
-    sizes.remove(&id).unwrap_or(0)
+    lanes.remove(&id);
 }
 
 fn hostname() -> String {

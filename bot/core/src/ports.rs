@@ -321,12 +321,13 @@ pub trait Store: Send + Sync + Debug + 'static {
         limit: i64,
     ) -> StoreResult<Vec<JobRecord>>;
 
-    /// Extends the lease of every job `worker` is running to `until`, so that a job that takes
-    /// longer than one lease (a slow model, a PSA outage) is not taken over while it runs.
-    /// Returns how many leases were renewed.
+    /// Extends the leases `worker` holds on `jobs` to `until`, so that a job that takes longer
+    /// than one lease (a slow model, a PSA outage) is not taken over while it runs. Returns how
+    /// many leases were renewed.
     async fn renew_job_leases(
         &self,
         worker: &str,
+        jobs: &[uuid::Uuid],
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<u64>;

@@ -1588,21 +1588,34 @@ impl Store for SqlStore {
     async fn renew_job_leases(
         &self,
         worker: &str,
+        jobs: &[Uuid],
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let ids = (0..jobs.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE jobs SET locked_until = $1, updated_at = $2 \
+             WHERE locked_by = $3 AND status = 'running' AND id IN ({ids})"
+        );
         on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE jobs SET locked_until = $1, updated_at = $2 \
-                 WHERE locked_by = $3 AND status = 'running'",
-            )
-            .bind(until.as_millis())
-            .bind(now.as_millis())
-            .bind(worker)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(db_err)
+            let mut query = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(until.as_millis())
+                .bind(now.as_millis())
+                .bind(worker);
+            for job in jobs {
+                query = query.bind(*job);
+            }
+            query
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(db_err)
         })
     }
 
