@@ -371,6 +371,31 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
     assert!(out.contains("Zorbix starts"), "{out}");
     assert_eq!(fake.requests().len(), before + 3);
 
+    // Operators see the calls, tokens and cost in Prometheus.
+    let metrics = reqwest::get(format!("{}/metrics", app.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        format!(
+            "rf_ai_calls_total{{provider=\"anthropic\",model=\"{DEEP}\",tier=\"deep\",purpose=\"turn\",outcome=\"used\"}}"
+        ),
+        format!(
+            "rf_ai_calls_total{{provider=\"anthropic\",model=\"{FAST}\",tier=\"fast\",purpose=\"turn\",outcome=\"unused\"}} 2"
+        ),
+        format!(
+            "rf_ai_calls_total{{provider=\"anthropic\",model=\"{DEEP}\",tier=\"deep\",purpose=\"resolution_note\",outcome=\"used\"}} 3"
+        ),
+        format!(
+            "rf_ai_tokens_total{{provider=\"anthropic\",model=\"{DEEP}\",kind=\"cache_read\"}}"
+        ),
+        format!("rf_ai_cost_microdollars_total{{provider=\"anthropic\",model=\"{DEEP}\"}}"),
+    ] {
+        assert!(metrics.contains(&expected), "{expected} in:\n{metrics}");
+    }
+
     // Every request carried the key and the cacheable system prompt.
     for request in fake.requests() {
         assert_eq!(request.header("x-api-key").as_deref(), Some(KEY));

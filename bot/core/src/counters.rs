@@ -11,9 +11,13 @@ struct Family(Mutex<BTreeMap<Vec<String>, u64>>);
 
 impl Family {
     fn add(&self, labels: &[&str]) {
+        self.add_n(labels, 1);
+    }
+
+    fn add_n(&self, labels: &[&str], n: u64) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(labels.iter().map(|l| (*l).to_owned()).collect())
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
@@ -34,6 +38,9 @@ struct Inner {
     claims: Family,
     deliveries: Family,
     jobs: Family,
+    ai_calls: Family,
+    ai_tokens: Family,
+    ai_cost: Family,
 }
 
 /// Shared counters. Cheap to clone.
@@ -69,6 +76,34 @@ impl Counters {
     /// `done`, `retry` or `failed`.
     pub fn job(&self, kind: &str, result: &str) {
         self.0.jobs.add(&[kind, result]);
+    }
+
+    /// Model calls made for `purpose` (`turn`, `resolution_note`, `assessment`, `flow_draft`):
+    /// how many, their tokens and their estimated cost. Offline "calls" are not model calls and
+    /// are not counted.
+    pub fn ai_calls(&self, purpose: &str, calls: &[crate::ai::ModelCall]) {
+        for call in calls.iter().filter(|c| c.tier != crate::ai::Tier::Offline) {
+            let outcome = if call.problem.is_some() {
+                "unused"
+            } else {
+                "used"
+            };
+            let model = [call.provider.as_str(), call.model.as_str()];
+            self.0
+                .ai_calls
+                .add(&[model[0], model[1], call.tier.as_str(), purpose, outcome]);
+            for (kind, n) in [
+                ("input", call.input_tokens),
+                ("output", call.output_tokens),
+                ("cache_read", call.cached_tokens),
+                ("cache_write", call.cache_write_tokens),
+            ] {
+                if n > 0 {
+                    self.0.ai_tokens.add_n(&[model[0], model[1], kind], n);
+                }
+            }
+            self.0.ai_cost.add_n(&model, call.cost_micros);
+        }
     }
 
     /// The counters in the Prometheus text exposition format.
@@ -114,6 +149,27 @@ impl Counters {
             "Background jobs run, by kind and result.",
             &["kind", "result"],
             &self.0.jobs,
+        );
+        family(
+            &mut out,
+            "rf_ai_calls_total",
+            "Model calls, by provider, model, tier, purpose and whether the answer was used.",
+            &["provider", "model", "tier", "purpose", "outcome"],
+            &self.0.ai_calls,
+        );
+        family(
+            &mut out,
+            "rf_ai_tokens_total",
+            "Tokens the model calls used, by kind (input, output, cache_read, cache_write).",
+            &["provider", "model", "kind"],
+            &self.0.ai_tokens,
+        );
+        family(
+            &mut out,
+            "rf_ai_cost_microdollars_total",
+            "Estimated cost of the model calls, in millionths of a US dollar.",
+            &["provider", "model"],
+            &self.0.ai_cost,
         );
         out
     }

@@ -137,6 +137,7 @@ impl Dispatcher {
         outcome: TurnOutcome,
         citations: Vec<Citation>,
     ) -> JobResult {
+        self.counters.ai_calls("turn", &outcome.calls);
         for _ in 0..COMMIT_ATTEMPTS {
             let facts = match self.store.facts(account, session.id).await {
                 Ok(facts) => facts,
@@ -253,6 +254,7 @@ impl Dispatcher {
         };
         match copilot.assess(&context).await {
             Ok((assessment, calls)) => {
+                self.counters.ai_calls("assessment", &calls);
                 let assessment = crate::handoff::Assessment {
                     likely_cause: self.redactor.redact(&assessment.likely_cause).into_owned(),
                     next_steps: assessment
@@ -317,6 +319,7 @@ impl Dispatcher {
         };
         let (calls, written, message) = match copilot.resolution_note(&context).await {
             Ok(note) => {
+                self.counters.ai_calls("resolution_note", &note.calls);
                 // The model's own note is kept with the state it describes (a fallback written
                 // offline after a failed call is not).
                 let written = note
@@ -392,7 +395,13 @@ impl Dispatcher {
         let drafted = draft_valid(|feedback| {
             let copilot = copilot.clone();
             let description = description.to_owned();
-            async move { copilot.build_flow(&description, feedback.as_deref()).await }
+            let counters = self.counters.clone();
+            async move {
+                counted(
+                    &counters,
+                    copilot.build_flow(&description, feedback.as_deref()).await,
+                )
+            }
         })
         .await;
         let text = match drafted {
@@ -476,10 +485,14 @@ impl Dispatcher {
             let drafted = draft_valid(|feedback| {
                 let copilot = copilot.clone();
                 let cluster = cluster.clone();
+                let counters = self.counters.clone();
                 async move {
-                    copilot
-                        .flow_from_sessions(&cluster, feedback.as_deref())
-                        .await
+                    counted(
+                        &counters,
+                        copilot
+                            .flow_from_sessions(&cluster, feedback.as_deref())
+                            .await,
+                    )
                 }
             })
             .await;
@@ -630,6 +643,17 @@ pub fn cluster(sessions: Vec<ResolvedSummary>) -> Vec<SessionCluster> {
             }
         })
         .collect()
+}
+
+/// `draft`, its model calls counted.
+fn counted(
+    counters: &crate::counters::Counters,
+    draft: Result<crate::ai::FlowDraft, AiError>,
+) -> Result<crate::ai::FlowDraft, AiError> {
+    if let Ok(draft) = &draft {
+        counters.ai_calls("flow_draft", &draft.calls);
+    }
+    draft
 }
 
 /// Asks for a draft; when the validator refuses it, asks once more with the validator's errors.
