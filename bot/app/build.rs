@@ -3,17 +3,18 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows");
+    // Read at run time: a build script compiled in another checkout must not read that one's.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is set by cargo");
+    let dir = Path::new(&manifest).join("../../flows");
     println!("cargo:rerun-if-changed={}", dir.display());
+    // A binary without its samples would start on an empty library: fail the build instead.
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("the bundled flows in {} can't be read: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    assert!(!files.is_empty(), "no sample flows in {}", dir.display());
     files.sort();
     let mut code = String::from(
         "/// (file name, contents) of every bundled sample flow.\npub(crate) const SAMPLES: &[(&str, &str)] = &[\n",

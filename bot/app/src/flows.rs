@@ -94,3 +94,23 @@ pub async fn export(store: &dyn Store, account: AccountId, dir: &Path) -> anyhow
     }
     Ok(summaries.len())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_file_in_flows_is_embedded_and_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+            .count();
+        assert!(files >= 10);
+        assert_eq!(
+            super::SAMPLES.len(),
+            files,
+            "the binary embeds every sample"
+        );
+        assert_eq!(super::samples().len(), files, "and every one validates");
+    }
+}
