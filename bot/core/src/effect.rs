@@ -93,28 +93,27 @@ pub fn link(url: &str, label: &str) -> String {
 pub fn text_pieces(text: &str) -> Vec<TextPiece<'_>> {
     let mut pieces = Vec::new();
     let mut rest = text;
-    let mut plain_from = 0;
     let mut at = 0;
     while let Some(offset) = rest[at..].find('<') {
         let start = at + offset;
         let after = &rest[start + 1..];
-        let end = after.find('>');
-        let piece = end.and_then(|end| markup(&after[..end]));
-        match (piece, end) {
-            (Some(piece), Some(end)) => {
-                if start > plain_from {
-                    pieces.push(TextPiece::Text(&rest[plain_from..start]));
+        match after
+            .find('>')
+            .and_then(|end| Some((end, markup(&after[..end])?)))
+        {
+            Some((end, piece)) => {
+                if start > 0 {
+                    pieces.push(TextPiece::Text(&rest[..start]));
                 }
                 pieces.push(piece);
                 rest = &after[end + 1..];
-                plain_from = 0;
                 at = 0;
             }
-            _ => at = start + 1,
+            None => at = start + 1,
         }
     }
-    if rest.len() > plain_from {
-        pieces.push(TextPiece::Text(&rest[plain_from..]));
+    if !rest.is_empty() {
+        pieces.push(TextPiece::Text(rest));
     }
     pieces
 }
