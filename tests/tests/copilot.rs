@@ -100,6 +100,27 @@ async fn session(app: &TestApp) -> Session {
         .remove(0)
 }
 
+/// Jane presses a button of the session's thread; what the engine answers, as text.
+async fn press_as_jane(
+    app: &TestApp,
+    session: &Session,
+    action: rf_core::effect::Action,
+) -> String {
+    let jane = app.person("Jane", Role::Engineer).await;
+    let effects = app
+        .app
+        .engine
+        .press(
+            &jane,
+            &rf_core::effect::Place::from(&session.thread),
+            action,
+            None,
+        )
+        .await
+        .unwrap();
+    format!("{effects:?}")
+}
+
 /// Every AI turn on the session's timeline: (tier of the call that answered, models called).
 async fn ai_turns(app: &TestApp, session: &Session) -> Vec<(Tier, Vec<String>, bool)> {
     app.app
@@ -199,23 +220,16 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
         .unwrap();
     assert_eq!(fixes.len(), 2);
     assert!(fixes[0].superseded_at.is_some() && fixes[1].superseded_at.is_none());
-    let jane = app.person("Jane", Role::Engineer).await;
-    let effects = app
-        .app
-        .engine
-        .press(
-            &jane,
-            &rf_core::effect::Place::from(&s.thread),
-            rf_core::effect::Action::Fix {
-                session: s.id,
-                fix: fixes[0].id,
-                decision: FixDecision::Dismissed,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let stale = format!("{effects:?}");
+    let stale = press_as_jane(
+        &app,
+        &s,
+        rf_core::effect::Action::Fix {
+            session: s.id,
+            fix: fixes[0].id,
+            decision: FixDecision::Dismissed,
+        },
+    )
+    .await;
     assert!(
         stale.contains("superseded by a newer suggestion"),
         "{stale}"
@@ -337,19 +351,12 @@ async fn the_copilot_routes_parses_suggests_fixes_and_caches_the_note() {
     );
     // Another replica (or this one after a restart) finds the note on the timeline.
     let replica = on_anthropic(&db, &fake, &tech.clock).await;
-    let jane = replica.person("Jane", Role::Engineer).await;
-    let effects = replica
-        .app
-        .engine
-        .press(
-            &jane,
-            &rf_core::effect::Place::from(&s.thread),
-            rf_core::effect::Action::NotePreview { session: s.id },
-            None,
-        )
-        .await
-        .unwrap();
-    let shown = format!("{effects:?}");
+    let shown = press_as_jane(
+        &replica,
+        &s,
+        rf_core::effect::Action::NotePreview { session: s.id },
+    )
+    .await;
     assert!(
         shown.contains("no AI call was made") && shown.contains("## Root cause"),
         "{shown}"
